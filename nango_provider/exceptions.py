@@ -1,0 +1,78 @@
+"""The one error tree of nango-provider.
+
+::
+
+    NangoError
+    ├── SyncDefinitionError        a definition field is wrong (names the sync and the field)
+    ├── PathError                  a dot path or JSONPath expression cannot be compiled
+    ├── SyncRunError               a run failed; carries the sync name
+    │   ├── HttpError              the API answered an error status (status, request, response)
+    │   ├── ResponseError          the body is not JSON, or has no records where the definition says
+    │   ├── PaginationError        a cursor or next URL repeats, or the page limit is reached
+    │   └── RecordError            a record cannot be stored (missing key, NUL character, ...)
+    └── StoreError                 Postgres refused or lost the connection, or the table is busy
+
+Code never matches on message text: branch on the class and its attributes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class NangoError(Exception):
+    """Base class of every error raised by nango-provider."""
+
+
+class SyncDefinitionError(NangoError, ValueError):
+    """A sync definition is invalid: ``sync`` and ``field`` say where, the message says what was expected."""
+
+    def __init__(self, sync: str, field: str | None, message: str, *, source: str | None = None) -> None:
+        self.sync = sync
+        self.field = field
+        self.source = source
+        self.detail = message
+        where = f"{source}: " if source else ""
+        what = f"sync {sync!r}" + (f", field {field!r}" if field else "")
+        super().__init__(f"{where}{what}: {message}")
+
+
+class PathError(NangoError, ValueError):
+    """A path expression (dot notation or JSONPath) is not valid."""
+
+
+class SyncRunError(NangoError):
+    """A sync run failed."""
+
+    def __init__(self, message: str, *, sync: str | None = None) -> None:
+        self.sync = sync
+        prefix = f"sync {sync!r}: " if sync else ""
+        super().__init__(prefix + message)
+
+
+class HttpError(SyncRunError):
+    """The API answered with an error status after all retries."""
+
+    def __init__(
+        self, message: str, *, sync: str | None = None, status: int, request: Any = None, response: Any = None
+    ) -> None:
+        self.status = status
+        self.request = request
+        self.response = response
+        super().__init__(message, sync=sync)
+
+
+class ResponseError(SyncRunError):
+    """A response is not JSON, or does not hold the records where the definition says."""
+
+
+class PaginationError(SyncRunError):
+    """Pagination cannot go on safely: a cursor or next URL repeats, or the page limit is reached."""
+
+
+class RecordError(SyncRunError):
+    """A record cannot be stored as it is."""
+
+
+class StoreError(NangoError):
+    """Postgres refused a write, lost the connection, or another run holds the table."""

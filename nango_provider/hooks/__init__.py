@@ -1,0 +1,3 @@
+"""Hooks of nango-provider."""
+
+from __future__ import annotations

@@ -1,0 +1,253 @@
+"""``NangoHook``: sends a sync's requests over one session, retries what is worth retrying, and yields pages.
+
+It knows HTTP, JSON and pagination; it knows nothing of Postgres. Each page carries its records, the
+request that fetched it and the request for the next page (the checkpoint a retried task resumes from).
+"""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import requests
+from airflow.providers.http.hooks.http import HttpHook
+
+from nango_provider.definition import BODY_METHODS, SyncDefinition
+from nango_provider.exceptions import HttpError, PaginationError, ResponseError
+from nango_provider.pagination import PageRequest, first_request, paginator_for
+from nango_provider.paths import MISSING, CompiledPath, compile_path
+from nango_provider.redaction import redact_url
+
+_RETRYABLE_ERRORS = (
+    requests.ConnectionError,
+    requests.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+    requests.exceptions.ContentDecodingError,
+)
+_MAX_BACKOFF_SECONDS = 60.0
+_PREVIEW_BYTES = 200
+
+
+@dataclass(frozen=True)
+class Page:
+    """One fetched page: its number in the run, its records, and the request that comes next (or None)."""
+
+    number: int
+    records: list[Any]
+    request: PageRequest
+    next_request: PageRequest | None
+    url: str
+
+
+class _Retry(Exception):
+    """A failed attempt that may be retried; ``error`` is raised if no attempt is left."""
+
+    def __init__(self, reason: str, error: Exception, retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.error = error
+        self.retry_after = retry_after
+
+
+class NangoHook(HttpHook):
+    """HTTP side of a sync, on top of the HTTP provider's ``HttpHook``.
+
+    :param http_conn_id: connection holding the API's host, auth and default headers (``extra``). Without
+        one, the definition's URL must be absolute.
+    :param sleep: how to wait between retries (tests pass a recorder).
+    """
+
+    conn_name_attr = "http_conn_id"
+    default_conn_name = "nango_default"
+    conn_type = "nango"
+    hook_name = "Nango sync (HTTP API)"
+
+    def __init__(self, http_conn_id: str | None = None, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        super().__init__(method="GET", http_conn_id=http_conn_id or self.default_conn_name)
+        self._has_connection = http_conn_id is not None
+        self._sleep = sleep
+
+    def get_conn(
+        self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
+    ) -> requests.Session:
+        """A session with the connection's auth and headers (if any) plus ``headers``."""
+        if self._has_connection:
+            return super().get_conn(headers=headers, extra_options=extra_options)
+        session = requests.Session()
+        if self.keep_alive_adapter is not None:
+            session.mount("http://", self.keep_alive_adapter)
+            session.mount("https://", self.keep_alive_adapter)
+        session.headers.update(headers or {})
+        return session
+
+    def pages(
+        self, definition: SyncDefinition, *, start: PageRequest | None = None, start_page: int = 1
+    ) -> Iterator[Page]:
+        """Yield the sync's pages in order, from ``start`` (a checkpoint) or the first request.
+
+        One session serves the whole run. Raises a :class:`SyncRunError` subclass when a request fails for
+        good, a response is not what the definition says, or pagination loops.
+        """
+        session = self.get_conn(headers=dict(definition.headers))
+        try:
+            paginator = paginator_for(definition)
+            records_path = compile_path(definition.records_path)
+            request: PageRequest | None = start or first_request(definition)
+            number = start_page
+            while request is not None:
+                if number > definition.max_pages:
+                    raise PaginationError(
+                        f"stopped before page {number}: max_pages is {definition.max_pages}; raise it if the API "
+                        "really has more pages",
+                        sync=definition.name,
+                    )
+                response, document = self.fetch(session, definition, request, number)
+                records = extract_records(document, records_path, definition.name, number)
+                following = paginator.next_request(request, response.url, document, number)
+                yield Page(number, records, request, following, redact_url(response.url))
+                request = following
+                number += 1
+        finally:
+            session.close()
+
+    def fetch(
+        self, session: requests.Session, definition: SyncDefinition, request: PageRequest, number: int
+    ) -> tuple[requests.Response, Any]:
+        """Send one request with retries; return the response and its decoded JSON body."""
+        deadline = time.monotonic() + definition.request_retry_max_seconds
+        for attempt in range(definition.request_retries + 1):
+            try:
+                return self._attempt(session, definition, request, number)
+            except _Retry as retry:
+                wait = self._backoff(attempt, retry.retry_after, definition)
+                if attempt >= definition.request_retries or time.monotonic() + wait > deadline:
+                    raise retry.error from None
+                self.log.warning(
+                    "sync %r page %d: %s; retry %d of %d in %.1f s",
+                    definition.name,
+                    number,
+                    retry.reason,
+                    attempt + 1,
+                    definition.request_retries,
+                    wait,
+                )
+                self._sleep(wait)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _attempt(
+        self, session: requests.Session, definition: SyncDefinition, request: PageRequest, number: int
+    ) -> tuple[requests.Response, Any]:
+        url = self.url_from_endpoint(request.url) if self._is_relative(request.url) else request.url
+        shown = f"{request.method} {redact_url(url)} (page {number})"
+        try:
+            response = session.request(
+                request.method,
+                url,
+                params=dict(request.params) or None,
+                json=request.body if request.method in BODY_METHODS and request.body is not None else None,
+                timeout=definition.request_timeout,
+            )
+            content = response.content  # reads the whole body: a truncated one raises here
+        except _RETRYABLE_ERRORS as error:
+            reason = f"{type(error).__name__} on {shown}"
+            raise _Retry(reason, HttpError(f"{reason}: {error}", sync=definition.name, status=0)) from None
+        self._check_status(response, definition, shown)
+        return response, self._decode(response, content, definition, shown)
+
+    def _is_relative(self, url: str) -> bool:
+        return self._has_connection and "://" not in url
+
+    def _check_status(self, response: requests.Response, definition: SyncDefinition, shown: str) -> None:
+        status = response.status_code
+        if status < 400:
+            return
+        error = HttpError(
+            f"{shown} answered {status} {response.reason}: {_preview(response.content)}",
+            sync=definition.name,
+            status=status,
+            request=response.request,
+            response=response,
+        )
+        if status == 429 or status >= 500:
+            raise _Retry(f"{status} {response.reason}", error, _retry_after(response.headers))
+        raise error
+
+    def _decode(self, response: requests.Response, content: bytes, definition: SyncDefinition, shown: str) -> Any:
+        try:
+            return msgspec.json.decode(content)
+        except msgspec.DecodeError as decode_error:
+            content_type = response.headers.get("Content-Type", "(none)")
+            error = ResponseError(
+                f"{shown} answered {response.status_code} with a body that is not JSON "
+                f"(Content-Type {content_type}, {len(content)} bytes: {_preview(content)}): {decode_error}",
+                sync=definition.name,
+            )
+            if "json" in content_type.lower():
+                raise _Retry("malformed or truncated JSON", error) from None
+            raise error from None
+
+    def _backoff(self, attempt: int, retry_after: float | None, definition: SyncDefinition) -> float:
+        exponential = min(_MAX_BACKOFF_SECONDS, definition.request_backoff_seconds * 2**attempt)
+        jittered = exponential * random.uniform(0.5, 1.0)
+        return max(jittered, retry_after or 0.0)
+
+
+def extract_records(document: Any, path: CompiledPath, sync: str, page: int) -> list[Any]:
+    """The list of records at ``path`` in a decoded response, or a :class:`ResponseError` saying why not."""
+    if not path.is_jsonpath and not isinstance(document, dict):
+        raise ResponseError(
+            f"page {page}: expected a JSON object with the records at {path.expression!r}, got a "
+            f"{_json_type(document)} (use response_path '$' when the response itself is the list)",
+            sync=sync,
+        )
+    records = path.get(document)
+    if records is MISSING:
+        raise ResponseError(
+            f"page {page}: response_path {path.expression!r} is not in the response; "
+            f"its top-level keys are {_top_level_keys(document)}",
+            sync=sync,
+        )
+    if not isinstance(records, list):
+        raise ResponseError(
+            f"page {page}: response_path {path.expression!r} holds a {_json_type(records)}, not a list of "
+            f"records; top-level keys are {_top_level_keys(document)}",
+            sync=sync,
+        )
+    return records
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "object", list: "list", str: "string", bool: "boolean", int: "number", float: "number"}
+    return "null" if value is None else names.get(type(value), type(value).__name__)
+
+
+def _top_level_keys(document: Any) -> str:
+    if isinstance(document, Mapping):
+        keys = list(document)
+        return repr(keys[:20]) + (" ..." if len(keys) > 20 else "")
+    return f"(none: the response is a {_json_type(document)})"
+
+
+def _preview(content: bytes) -> str:
+    text = content[:_PREVIEW_BYTES].decode("utf-8", errors="replace")
+    return repr(text) + (" ..." if len(content) > _PREVIEW_BYTES else "")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (seconds or an HTTP date), or None."""
+    value = headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())

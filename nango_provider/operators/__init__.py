@@ -1,0 +1,3 @@
+"""Operators of nango-provider."""
+
+from __future__ import annotations

@@ -1,0 +1,199 @@
+"""``NangoSyncOperator``: runs one sync, wiring ``NangoHook`` (pages) to ``PostgresStore`` (upserts).
+
+Usable in any DAG; the DAG factory builds one per sync definition. The task's return value (XCom) is the
+run's counts, never records.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from airflow.sdk import BaseOperator
+
+from nango_provider.definition import SyncDefinition
+from nango_provider.hooks.nango import NangoHook
+from nango_provider.redaction import redact_text, secret_values
+from nango_provider.store.postgres import PostgresStore, RunIdentity, RunState
+from nango_provider.streaming import Prefetcher
+
+_FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency"})
+OPERATOR_FIELDS = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in _FIELDS_NOT_FOR_TASKS)
+
+
+class NangoSyncOperator(BaseOperator):
+    """Sync an HTTP API into a Postgres table: request, extract ``response_path``, follow every page, upsert.
+
+    Keyword arguments are the sync definition's fields (see the field reference in the docs). ``url``,
+    ``headers``, ``query_params`` and ``body`` are templated, so a header may be
+    ``"Bearer {{ conn.my_api.password }}"``; ``full_refresh`` and ``max_total`` are templated too, so a DAG
+    can take them from its params.
+
+    :param sync_name: the sync's name (``^[a-z][a-z0-9_]*$``); names the default table ``nango.<sync_name>``
+        and the rows in ``nango._nango_jobs``. Defaults to the task id.
+    :param full_refresh: ignore a saved checkpoint of this run and start from the first page.
+    """
+
+    template_fields: Sequence[str] = ("url", "headers", "query_params", "body", "full_refresh", "max_total")
+    template_fields_renderers = {"headers": "json", "query_params": "json", "body": "json"}
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        url: str,
+        sync_name: str | None = None,
+        method: str = "GET",
+        headers: Mapping[str, str] | None = None,
+        query_params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        response_path: str | None = None,
+        unique_key: str | None = None,
+        paging_request_path: str | None = None,
+        paging_response_path: str | None = None,
+        table: str | None = None,
+        http_conn_id: str | None = None,
+        postgres_conn_id: str = "postgres_default",
+        max_total: int | str | None = None,
+        full_refresh: bool | str = False,
+        request_retries: int = 5,
+        request_retry_max_seconds: float = 300.0,
+        request_backoff_seconds: float = 1.0,
+        request_timeout: float = 60.0,
+        max_pages: int = 100_000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.sync_name = sync_name or self.task_id
+        self.url = url
+        self.method = method
+        self.headers = dict(headers or {})
+        self.query_params = dict(query_params or {})
+        self.body = body
+        self.response_path = response_path
+        self.unique_key = unique_key
+        self.paging_request_path = paging_request_path
+        self.paging_response_path = paging_response_path
+        self.table = table
+        self.http_conn_id = http_conn_id
+        self.postgres_conn_id = postgres_conn_id
+        self.max_total = max_total
+        self.full_refresh = full_refresh
+        self.request_retries = request_retries
+        self.request_retry_max_seconds = request_retry_max_seconds
+        self.request_backoff_seconds = request_backoff_seconds
+        self.request_timeout = request_timeout
+        self.max_pages = max_pages
+        # Fail at parse time, not at run time, for everything that is not templated.
+        self.build_definition({"max_total": _optional_int(max_total, "max_total")})
+
+    @classmethod
+    def from_definition(cls, definition: SyncDefinition, **kwargs: Any) -> NangoSyncOperator:
+        """An operator for an already validated definition; ``kwargs`` are BaseOperator arguments."""
+        fields = {name: getattr(definition, name) for name in OPERATOR_FIELDS}
+        return cls(sync_name=definition.name, **fields, **kwargs)
+
+    def build_definition(self, overrides: Mapping[str, Any] | None = None) -> SyncDefinition:
+        """The definition this task runs, from its current (rendered, once running) attributes."""
+        fields = {name: getattr(self, name) for name in OPERATOR_FIELDS} | dict(overrides or {})
+        return SyncDefinition.from_mapping(self.sync_name, {**fields, "frequency": None}, source=self.task_id)
+
+    def execute(self, context: Any) -> dict[str, int]:
+        """Run the sync and return its counts: pages, fetched, added, updated, unchanged, deleted."""
+        definition = self.build_definition({"max_total": _optional_int(self.max_total, "max_total")})
+        secrets = secret_values(definition.headers, definition.query_params)
+        _mask(secrets)
+        ti = context["ti"]
+        run = RunIdentity(definition.name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number)
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        postgres = PostgresHook(postgres_conn_id=definition.postgres_conn_id)
+        store = PostgresStore(postgres.get_conn, definition)  # type: ignore[arg-type]  # psycopg 3 on Airflow 3.3
+        hook = NangoHook(definition.http_conn_id)
+        full_refresh = _as_bool(self.full_refresh)
+        return run_sync(hook, store, definition, run, full_refresh=full_refresh, log=self.log.info, secrets=secrets)
+
+
+def run_sync(
+    hook: NangoHook,
+    store: PostgresStore,
+    definition: SyncDefinition,
+    run: RunIdentity,
+    *,
+    full_refresh: bool = False,
+    log: Callable[[str], None] = print,
+    secrets: Sequence[str] = (),
+) -> dict[str, int]:
+    """One run of a sync: lock the table, resume or start, write every page, finish; record a failure."""
+    state: RunState | None = None
+    with store.connected():
+        try:
+            store.prepare()
+            store.lock_table(log)
+            state = store.start(run, full_refresh=full_refresh)
+            complete = _write_pages(hook, store, definition, run, state=state, log=log)
+            counts = store.finish(run, state, complete=complete)
+        except BaseException as error:
+            store.record_failure(state, run, redact_text(f"{type(error).__name__}: {error}", list(secrets)))
+            raise
+    log(
+        f"sync {definition.name!r} into {store.table_text}: "
+        + ", ".join(f"{name} {value}" for name, value in counts.items())
+    )
+    return counts
+
+
+def _write_pages(
+    hook: NangoHook,
+    store: PostgresStore,
+    definition: SyncDefinition,
+    run: RunIdentity,
+    *,
+    state: RunState,
+    log: Callable[[str], None],
+) -> bool:
+    """Write pages from the checkpoint on; whether the run reached the last page (not cut by max_total)."""
+    limit = definition.max_total
+    if state.resumed:
+        log(f"resuming sync {definition.name!r} at page {state.next_page} ({state.counts['fetched']} fetched)")
+        if state.next_request is None:
+            return not (limit and state.counts["fetched"] >= limit)
+    pages = Prefetcher(hook.pages(definition, start=state.next_request, start_page=state.next_page))
+    for page in pages:
+        records = page.records
+        room = None if limit is None else limit - state.counts["fetched"]
+        cut = room is not None and len(records) >= room
+        if cut:
+            records = records[:room]
+        counts = store.write_page(run, state, records, page.number, None if cut else page.next_request)
+        log(
+            f"page {page.number}: {counts['fetched']} records, {counts['added']} added, "
+            f"{counts['updated']} updated, {counts['unchanged']} unchanged"
+        )
+        if cut:
+            pages.close()
+            return page.next_request is None and len(records) == len(page.records)
+    return True
+
+
+def _mask(secrets: Sequence[str]) -> None:
+    from airflow.sdk.log import mask_secret
+
+    for secret in secrets:
+        mask_secret(secret)
+
+
+def _optional_int(value: Any, name: str) -> Any:
+    """A rendered template (``"None"``, ``"500"``) back to ``None`` or an int; anything else unchanged."""
+    if isinstance(value, str) and value.strip() in ("", "None", "null"):
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    return value
+
+
+def _as_bool(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("true", "1", "yes", "on")
+    return bool(value)

@@ -1,0 +1,74 @@
+"""What counts as a secret in a sync, and how it is hidden from logs, errors, XCom and DAG docs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+REDACTED = "***"
+
+_SECRET_NAME = re.compile(
+    r"(auth|token|secret|passw|pwd|api[-_]?key|apikey|access[-_]?key|private|signature|sig$|session|cookie|"
+    r"credential|bearer|^key$|client[-_]?id)",
+    re.IGNORECASE,
+)
+
+
+def is_secret_name(name: str) -> bool:
+    """Whether a header, query parameter or body field with this name should be treated as a secret."""
+    return bool(_SECRET_NAME.search(name))
+
+
+def redact_mapping(values: Mapping[str, Any] | None) -> dict[str, Any]:
+    """A copy of ``values`` with every secret-looking entry replaced by ``***``, recursively."""
+    if not values:
+        return {}
+    return {key: REDACTED if is_secret_name(str(key)) else _redact_value(value) for key, value in values.items()}
+
+
+def _redact_value(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return redact_mapping(value)
+    if isinstance(value, list):
+        return [_redact_value(item) for item in value]
+    return value
+
+
+def redact_url(url: str) -> str:
+    """``url`` with user info removed and secret-looking query parameters replaced by ``***``."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[-1]
+    query = urlencode(
+        [
+            (key, REDACTED if is_secret_name(key) else value)
+            for key, value in parse_qsl(parts.query, keep_blank_values=True)
+        ],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+def redact_text(text: str, secrets: list[str] | tuple[str, ...]) -> str:
+    """``text`` with every occurrence of each known secret value replaced by ``***``."""
+    for secret in sorted({s for s in secrets if s and len(s) >= 4}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    return text
+
+
+def secret_values(headers: Mapping[str, Any] | None, query_params: Mapping[str, Any] | None) -> list[str]:
+    """The values of secret-looking headers and query parameters (with a bearer token's token alone too)."""
+    found: list[str] = []
+    for mapping in (headers or {}, query_params or {}):
+        for key, value in mapping.items():
+            if is_secret_name(str(key)) and value is not None:
+                text = str(value)
+                found.append(text)
+                scheme, _, credential = text.partition(" ")
+                if credential and scheme.isalpha():
+                    found.append(credential)
+    return found

@@ -1,0 +1,3 @@
+"""Stores of nango-provider."""
+
+from __future__ import annotations

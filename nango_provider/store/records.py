@@ -1,0 +1,85 @@
+"""Turning one page of decoded records into rows ready for COPY: key, canonical JSON, content hash.
+
+Pure Python, no database: the store streams the result into Postgres. Records of a page are deduplicated
+by key (the last one wins, as it is the newest the API sent).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+
+from nango_provider.exceptions import RecordError
+from nango_provider.paths import MISSING, CompiledPath
+
+_ENCODER = msgspec.json.Encoder(order="sorted")
+_NUL = b"\\u0000"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t"})
+
+
+@dataclass(frozen=True)
+class PreparedPage:
+    """A page as COPY text (``key \\t data \\t hash`` lines) plus how many distinct keys it holds."""
+
+    copy_text: bytes
+    rows: int
+
+
+def prepare_keyed(records: Sequence[Any], unique_key: CompiledPath, sync: str, page: int) -> PreparedPage:
+    """Rows keyed by the value at ``unique_key``; a record without it fails the run naming page and position."""
+    rows: dict[str, bytes] = {}
+    for position, record in enumerate(records):
+        key = _key_of(record, unique_key, sync, page, position)
+        rows[key] = _encode(record, sync, page, position)
+    lines = [_copy_line(key.translate(_COPY_ESCAPES).encode(), data) for key, data in rows.items()]
+    return PreparedPage(b"".join(lines), len(rows))
+
+
+def prepare_positional(records: Sequence[Any], first_position: int, sync: str, page: int) -> PreparedPage:
+    """Rows keyed by their position in the run, for syncs without a unique key."""
+    lines = [
+        _copy_line(str(first_position + offset).encode(), _encode(record, sync, page, offset))
+        for offset, record in enumerate(records)
+    ]
+    return PreparedPage(b"".join(lines), len(lines))
+
+
+def _copy_line(key: bytes, data: bytes) -> bytes:
+    digest = hashlib.blake2b(data, digest_size=16).hexdigest().encode()
+    # JSON from the encoder has no raw control characters; only backslashes need COPY escaping.
+    return key + b"\t" + data.replace(b"\\", b"\\\\") + b"\t" + digest + b"\n"
+
+
+def _key_of(record: Any, unique_key: CompiledPath, sync: str, page: int, position: int) -> str:
+    value = unique_key.get(record) if isinstance(record, dict | list) else MISSING
+    if value is MISSING or value is None:
+        keys = list(record)[:20] if isinstance(record, dict) else type(record).__name__
+        raise RecordError(
+            f"page {page}, record {position}: no value at unique_key {unique_key.expression!r} (the record has {keys})",
+            sync=sync,
+        )
+    if isinstance(value, dict | list):
+        raise RecordError(
+            f"page {page}, record {position}: unique_key {unique_key.expression!r} holds a "
+            f"{'object' if isinstance(value, dict) else 'list'}; expected a string or number",
+            sync=sync,
+        )
+    key = value if isinstance(value, str) else _ENCODER.encode(value).decode()
+    if "\x00" in key:
+        raise RecordError(f"page {page}, record {position}: the unique key contains a NUL character", sync=sync)
+    return key
+
+
+def _encode(record: Any, sync: str, page: int, position: int) -> bytes:
+    data = _ENCODER.encode(record)
+    if _NUL in data:
+        raise RecordError(
+            f"page {page}, record {position}: contains a NUL character (\\u0000), which Postgres cannot store "
+            "in jsonb; the page was not written",
+            sync=sync,
+        )
+    return data

@@ -1,0 +1,72 @@
+"""Overlap fetching and writing: a bounded queue between a fetch thread and the caller.
+
+Memory stays bounded by ``depth`` items in flight; an exception in the producer is raised in the consumer,
+and a consumer that stops early (``close()`` or leaving its loop) stops the producer.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from typing import Final, Generic, TypeVar
+
+T = TypeVar("T")
+_DONE: Final = object()
+_POLL_SECONDS: Final = 0.1
+
+
+class Prefetcher(Generic[T]):
+    """Iterate ``source`` in a background thread, at most ``depth`` items ahead of the consumer."""
+
+    def __init__(self, source: Iterator[T], depth: int = 2) -> None:
+        self._source = source
+        self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="nango-prefetch", daemon=True)
+
+    def __iter__(self) -> Iterator[T]:
+        self._thread.start()
+        try:
+            while True:
+                item = self._queue.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.error
+                yield item  # type: ignore[misc]
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Stop the producer and wait for it; safe to call twice."""
+        self._stopped.set()
+        if self._thread.is_alive():
+            self._thread.join()
+
+    def _produce(self) -> None:
+        try:
+            for item in self._source:
+                if not self._put(item):
+                    return
+            self._put(_DONE)
+        except BaseException as error:  # handed to the consumer, which raises it
+            self._put(_Failure(error))
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+
+    def _put(self, item: object) -> bool:
+        while not self._stopped.is_set():
+            try:
+                self._queue.put(item, timeout=_POLL_SECONDS)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+
+class _Failure:
+    def __init__(self, error: BaseException) -> None:
+        self.error = error

@@ -1,0 +1,82 @@
+"""Shared fixtures: a real Postgres (embedded unless NANGO_TEST_POSTGRES_URI names one), a loopback HTTP
+server with per-test routes, and an Airflow home with a migrated SQLite metadata DB for ``dag.test()``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+_AIRFLOW_HOME = Path(tempfile.mkdtemp(prefix="nango-airflow-"))
+os.environ.update(
+    {
+        "AIRFLOW_HOME": str(_AIRFLOW_HOME),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{_AIRFLOW_HOME}/airflow.db",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(_AIRFLOW_HOME / "dags"),
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+    }
+)
+
+from devtools.embedded_postgres import EmbeddedPostgres  # noqa: E402
+from tests.fixture_server import FixtureServer  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def postgres_uri() -> Iterator[str]:
+    """URI of a Postgres for the whole test session."""
+    external = os.environ.get("NANGO_TEST_POSTGRES_URI")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres().start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def db(postgres_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A clean database (no ``nango`` or test schemas) and ``postgres_default`` pointing at it."""
+    import psycopg
+
+    with psycopg.connect(postgres_uri, autocommit=True) as conn:
+        schemas = conn.execute(
+            "SELECT nspname FROM pg_namespace WHERE nspname = 'nango' OR nspname LIKE 'test\\_%'"
+        ).fetchall()
+        for (schema,) in schemas:
+            conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
+    monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", postgres_uri)
+    return postgres_uri
+
+
+@pytest.fixture(scope="session")
+def _fixture_server() -> Iterator[FixtureServer]:
+    server = FixtureServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def api(_fixture_server: FixtureServer) -> Iterator[FixtureServer]:
+    """The loopback HTTP server, with no routes; each test adds its own."""
+    _fixture_server.reset()
+    yield _fixture_server
+    _fixture_server.reset()
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata DB (SQLite), needed by ``dag.test()`` and ``airflow dags test``."""
+    (_AIRFLOW_HOME / "dags").mkdir(exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
+    )
+    return _AIRFLOW_HOME
