@@ -86,13 +86,13 @@ class NangoSyncOperator(BaseOperator):
         self.request_timeout = request_timeout
         self.max_pages = max_pages
         # Fail at parse time, not at run time, for everything that is not templated.
-        self.build_definition({"max_total": _optional_int(max_total, "max_total")})
+        self.build_definition({"max_total": None if _is_template(max_total) else _optional_int(max_total)})
 
     @classmethod
     def from_definition(cls, definition: SyncDefinition, **kwargs: Any) -> NangoSyncOperator:
-        """An operator for an already validated definition; ``kwargs`` are BaseOperator arguments."""
+        """An operator for an already validated definition; ``kwargs`` are BaseOperator arguments or overrides."""
         fields = {name: getattr(definition, name) for name in OPERATOR_FIELDS}
-        return cls(sync_name=definition.name, **fields, **kwargs)
+        return cls(sync_name=definition.name, **(fields | kwargs))
 
     def build_definition(self, overrides: Mapping[str, Any] | None = None) -> SyncDefinition:
         """The definition this task runs, from its current (rendered, once running) attributes."""
@@ -101,7 +101,7 @@ class NangoSyncOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         """Run the sync and return its counts: pages, fetched, added, updated, unchanged, deleted."""
-        definition = self.build_definition({"max_total": _optional_int(self.max_total, "max_total")})
+        definition = self.build_definition({"max_total": _optional_int(self.max_total)})
         secrets = secret_values(definition.headers, definition.query_params)
         _mask(secrets)
         ti = context["ti"]
@@ -184,7 +184,11 @@ def _mask(secrets: Sequence[str]) -> None:
         mask_secret(secret)
 
 
-def _optional_int(value: Any, name: str) -> Any:
+def _is_template(value: Any) -> bool:
+    return isinstance(value, str) and "{{" in value
+
+
+def _optional_int(value: Any) -> Any:
     """A rendered template (``"None"``, ``"500"``) back to ``None`` or an int; anything else unchanged."""
     if isinstance(value, str) and value.strip() in ("", "None", "null"):
         return None

@@ -1,0 +1,180 @@
+"""The DAG factory: sync definitions (YAML files or Python) in, one scheduled DAG per sync out.
+
+It reads definition files and builds DAG objects; it does no other I/O. When Airflow parses the DAG file
+to run a single task, only that task's DAG is built (``get_parsing_context().dag_id``).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, MutableMapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+from airflow.sdk import DAG, Asset, Param, get_parsing_context
+
+from nango_provider.definition import SyncDefinition, load_definitions_file
+from nango_provider.exceptions import NangoError, SyncDefinitionError
+from nango_provider.operators.sync import NangoSyncOperator
+
+START_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
+DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
+    "owner": "nango",
+    "retries": 3,
+    "retry_delay": timedelta(seconds=30),
+    "retry_exponential_backoff": True,
+    "max_retry_delay": timedelta(minutes=10),
+}
+SYNCS_PATH_VARIABLE: Final = "NANGO_SYNCS_PATH"
+ERRORS_DAG_ID: Final = "nango_sync_definition_errors"
+
+
+def sync_asset(table: str, postgres_conn_id: str = "postgres_default") -> Asset:
+    """The Asset a sync updates: schedule a downstream DAG on it (``schedule=[sync_asset("nango.pokemon")]``).
+
+    ``table`` is ``schema.table`` (or a bare table in schema ``nango``).
+    """
+    schema, _, name = table.rpartition(".")
+    return Asset(uri=f"nango://{postgres_conn_id}/{schema or 'nango'}/{name}")
+
+
+def build_dag(definition: SyncDefinition, **dag_kwargs: Any) -> DAG:
+    """One DAG running one :class:`NangoSyncOperator` for ``definition``, on its ``frequency``."""
+    options: dict[str, Any] = {
+        "dag_id": definition.dag_id,
+        "schedule": definition.frequency,
+        "start_date": START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["nango", "sync"],
+        "default_args": DEFAULT_TASK_ARGS,
+        "description": _description(definition),
+        "doc_md": _doc_md(definition),
+        "params": _params(definition),
+        **dag_kwargs,
+    }
+    with DAG(**options) as dag:
+        NangoSyncOperator.from_definition(
+            definition,
+            task_id="sync",
+            full_refresh="{{ params.full_refresh }}",
+            max_total="{{ params.max_total }}",
+            outlets=[sync_asset(".".join(definition.qualified_table), definition.postgres_conn_id)],
+        )
+    return dag
+
+
+def nango_sync(name: str, url: str, **fields: Any) -> DAG:
+    """The DAG of one sync, from keyword fields: the Python counterpart of ``Nango.sync(url, options)``.
+
+    ``fields`` are the definition's fields (``response_path``, ``unique_key``, ``frequency``, ...); keyword
+    arguments of ``DAG`` go in ``dag_kwargs={...}``.
+    """
+    dag_kwargs = fields.pop("dag_kwargs", {})
+    return build_dag(SyncDefinition.from_mapping(name, {"url": url, **fields}), **dag_kwargs)
+
+
+def load_sync_dags(
+    folder: str | Path | None = None, namespace: MutableMapping[str, Any] | None = None
+) -> dict[str, DAG]:
+    """Build the DAGs of every sync in ``*.yaml`` / ``*.yml`` files under ``folder`` (recursively).
+
+    ``folder`` defaults to ``$NANGO_SYNCS_PATH``. With ``namespace`` (a DAG file's ``globals()``) the DAGs are
+    also put there for Airflow to find. Broken files do not stop the others: their errors are reported by a
+    placeholder that makes Airflow show an import error for the DAG file, naming file, sync and field.
+    """
+    root = Path(folder or os.environ.get(SYNCS_PATH_VARIABLE) or "syncs")
+    wanted = get_parsing_context().dag_id
+    dags: dict[str, DAG] = {}
+    errors: list[str] = []
+    sources: dict[str, Path] = {}
+    for path in _definition_files(root):
+        if wanted and not _may_define(path, wanted):
+            continue
+        try:
+            definitions = load_definitions_file(path)
+        except SyncDefinitionError as error:
+            errors.append(str(error))
+            continue
+        for definition in definitions:
+            if wanted and definition.dag_id != wanted:
+                continue
+            if definition.dag_id in sources:
+                errors.append(f"{path}: sync {definition.name!r} is already defined in {sources[definition.dag_id]}")
+                continue
+            sources[definition.dag_id] = path
+            dags[definition.dag_id] = build_dag(definition)
+    if not root.is_dir():
+        errors.append(f"{root}: the folder of sync definitions ({SYNCS_PATH_VARIABLE}) does not exist")
+    if namespace is not None:
+        namespace.update(dags)
+        if errors:
+            namespace[ERRORS_DAG_ID] = DefinitionErrors(errors)
+    return dags
+
+
+def _definition_files(root: Path) -> Iterable[Path]:
+    if not root.is_dir():
+        return []
+    return sorted(path for path in root.rglob("*") if path.suffix in (".yaml", ".yml") and path.is_file())
+
+
+def _may_define(path: Path, dag_id: str) -> bool:
+    """Cheap text check before parsing YAML, so building one DAG out of many files stays fast."""
+    name = dag_id.removeprefix("nango_sync_")
+    return name != dag_id and name in path.read_text(encoding="utf-8")
+
+
+class DefinitionErrors(DAG):
+    """Stands in for broken definitions: Airflow validates it, gets the errors, and shows an import error.
+
+    The DAGs of valid definitions in the same DAG file are still loaded.
+    """
+
+    def __init__(self, errors: list[str]) -> None:
+        super().__init__(dag_id=ERRORS_DAG_ID, schedule=None, start_date=START_DATE)
+        self.definition_errors = errors
+
+    def validate(self) -> None:
+        """Always fails, with every definition error, one per line."""
+        count = len(self.definition_errors)
+        raise NangoError(
+            f"{count} invalid sync definition{'s' if count > 1 else ''} (the other syncs were loaded):\n"
+            + "\n".join(self.definition_errors)
+        )
+
+
+def _params(definition: SyncDefinition) -> dict[str, Param]:
+    return {
+        "full_refresh": Param(
+            False,
+            type="boolean",
+            title="Full refresh",
+            description="Start from the first page, ignoring the checkpoint a failed try of this run left.",
+        ),
+        "max_total": Param(
+            definition.max_total,
+            type=["null", "integer"],
+            minimum=1,
+            title="Max records",
+            description="Stop after this many records (empty: no limit). A cut run marks no record as deleted.",
+        ),
+    }
+
+
+def _description(definition: SyncDefinition) -> str:
+    table = ".".join(definition.qualified_table)
+    return f"Sync {definition.method} {definition.redacted()['url']} into {table}"
+
+
+def _doc_md(definition: SyncDefinition) -> str:
+    shown = {key: value for key, value in definition.redacted().items() if value not in (None, {}, "")}
+    schema, table = definition.qualified_table
+    return (
+        f"### Nango sync `{definition.name}`\n\n"
+        f"Fetches `{definition.method} {shown['url']}`, follows every page and upserts each record into "
+        f"`{schema}.{table}` (runs are counted in `nango._nango_jobs`).\n\n"
+        "```yaml\n" + yaml.safe_dump({definition.name: shown}, sort_keys=False, allow_unicode=True) + "```\n"
+    )
