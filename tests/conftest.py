@@ -3,12 +3,14 @@ server with per-test routes, and an Airflow home with a migrated SQLite metadata
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +26,7 @@ os.environ.update(
     }
 )
 
+from devtools.demo_api import DemoApi  # noqa: E402
 from devtools.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from tests.fixture_server import FixtureServer  # noqa: E402
 
@@ -72,11 +75,63 @@ def api(_fixture_server: FixtureServer) -> Iterator[FixtureServer]:
     _fixture_server.reset()
 
 
+EXAMPLES = Path(__file__).resolve().parent.parent / "dags_examples"
+
+
 @pytest.fixture(scope="session")
-def airflow_db() -> Path:
-    """A migrated Airflow metadata DB (SQLite), needed by ``dag.test()`` and ``airflow dags test``."""
-    (_AIRFLOW_HOME / "dags").mkdir(exist_ok=True)
+def _migrated_airflow() -> Path:
+    dags = _AIRFLOW_HOME / "dags"
+    dags.mkdir(exist_ok=True)
+    for example in EXAMPLES.glob("*.py"):
+        (dags / example.name).symlink_to(example)
     subprocess.run(
         [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, env=os.environ.copy()
     )
-    return _AIRFLOW_HOME
+    return dags
+
+
+@pytest.fixture
+def airflow(_migrated_airflow: Path, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AirflowRunner:
+    """Run DAGs with ``dag.test()``: the DAG folder holds the examples, syncs come from ``syncs_path``."""
+    syncs = tmp_path / "syncs"
+    syncs.mkdir()
+    monkeypatch.setenv("NANGO_SYNCS_PATH", str(syncs))
+    return AirflowRunner(_migrated_airflow, syncs)
+
+
+class AirflowRunner:
+    """Writes sync definitions and runs DAGs of the test DAG folder in-process."""
+
+    def __init__(self, dags: Path, syncs: Path) -> None:
+        self.dags = dags
+        self.syncs = syncs
+
+    def write_syncs(self, text: str, file_name: str = "syncs.yaml") -> Path:
+        path = self.syncs / file_name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def dag_bag(self) -> Any:
+        from airflow.dag_processing.dagbag import DagBag
+
+        return DagBag(str(self.dags))
+
+    def run(self, dag_id: str, conf: dict[str, Any] | None = None) -> Any:
+        """Run ``dag_id`` once with ``dag.test()``; returns the DagRun."""
+        dag = self.dag_bag().get_dag(dag_id)
+        assert dag is not None, f"{dag_id} not found"
+        return dag.test(run_conf=conf)
+
+
+@pytest.fixture(scope="session")
+def _demo_api() -> Iterator[DemoApi]:
+    with DemoApi(records=600) as api:
+        yield api
+
+
+@pytest.fixture
+def demo_api(_demo_api: DemoApi, monkeypatch: pytest.MonkeyPatch) -> DemoApi:
+    """The local demo API (reset to its initial data), reachable as connection ``nango_demo_api``."""
+    _demo_api.reset()
+    monkeypatch.setenv("AIRFLOW_CONN_NANGO_DEMO_API", json.dumps({"conn_type": "nango", "host": _demo_api.url}))
+    return _demo_api

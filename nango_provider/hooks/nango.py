@@ -35,13 +35,17 @@ _PREVIEW_BYTES = 200
 
 @dataclass(frozen=True)
 class Page:
-    """One fetched page: its number in the run, its records, and the request that comes next (or None)."""
+    """One fetched page: its number in the run, its records, and the request that comes next (or None).
+
+    ``cut`` is true when ``max_total`` ended the run on this page although the API had more.
+    """
 
     number: int
     records: list[Any]
     request: PageRequest
     next_request: PageRequest | None
     url: str
+    cut: bool = False
 
 
 class _Retry(Exception):
@@ -86,12 +90,13 @@ class NangoHook(HttpHook):
         return session
 
     def pages(
-        self, definition: SyncDefinition, *, start: PageRequest | None = None, start_page: int = 1
+        self, definition: SyncDefinition, *, start: PageRequest | None = None, start_page: int = 1, fetched: int = 0
     ) -> Iterator[Page]:
         """Yield the sync's pages in order, from ``start`` (a checkpoint) or the first request.
 
-        One session serves the whole run. Raises a :class:`SyncRunError` subclass when a request fails for
-        good, a response is not what the definition says, or pagination loops.
+        ``fetched`` records were already fetched by earlier tries of this run (they count towards
+        ``max_total``). One session serves the whole run. Raises a :class:`SyncRunError` subclass when a
+        request fails for good, a response is not what the definition says, or pagination loops.
         """
         session = self.get_conn(headers=dict(definition.headers))
         try:
@@ -109,7 +114,13 @@ class NangoHook(HttpHook):
                 response, document = self.fetch(session, definition, request, number)
                 records = extract_records(document, records_path, definition.name, number)
                 following = paginator.next_request(request, response.url, document, number)
+                room = None if definition.max_total is None else definition.max_total - fetched
+                if room is not None and len(records) >= room:
+                    cut = len(records) > room or following is not None
+                    yield Page(number, records[:room], request, None, redact_url(response.url), cut=cut)
+                    return
                 yield Page(number, records, request, following, redact_url(response.url))
+                fetched += len(records)
                 request = following
                 number += 1
         finally:

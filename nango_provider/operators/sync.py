@@ -154,27 +154,22 @@ def _write_pages(
     log: Callable[[str], None],
 ) -> bool:
     """Write pages from the checkpoint on; whether the run reached the last page (not cut by max_total)."""
-    limit = definition.max_total
     if state.resumed:
         log(f"resuming sync {definition.name!r} at page {state.next_page} ({state.counts['fetched']} fetched)")
-        if state.next_request is None:
-            return not (limit and state.counts["fetched"] >= limit)
-    pages = Prefetcher(hook.pages(definition, start=state.next_request, start_page=state.next_page))
-    for page in pages:
-        records = page.records
-        room = None if limit is None else limit - state.counts["fetched"]
-        cut = room is not None and len(records) >= room
-        if cut:
-            records = records[:room]
-        counts = store.write_page(run, state, records, page.number, None if cut else page.next_request)
+        if state.next_request is None:  # every page was written before the last try failed
+            return not (definition.max_total and state.counts["fetched"] >= definition.max_total)
+    complete = True
+    pages = hook.pages(
+        definition, start=state.next_request, start_page=state.next_page, fetched=state.counts["fetched"]
+    )
+    for page in Prefetcher(pages):
+        counts = store.write_page(run, state, page.records, page.number, page.next_request)
+        complete = not page.cut
         log(
             f"page {page.number}: {counts['fetched']} records, {counts['added']} added, "
             f"{counts['updated']} updated, {counts['unchanged']} unchanged"
         )
-        if cut:
-            pages.close()
-            return page.next_request is None and len(records) == len(page.records)
-    return True
+    return complete
 
 
 def _mask(secrets: Sequence[str]) -> None:

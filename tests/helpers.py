@@ -1,0 +1,42 @@
+"""Small helpers shared by the integration tests: run a sync directly, read a table back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from nango_provider.definition import SyncDefinition
+from nango_provider.hooks.nango import NangoHook
+from nango_provider.operators.sync import run_sync
+from nango_provider.store.postgres import PostgresStore, RunIdentity
+
+
+def sync(
+    db: str, name: str, fields: dict[str, Any], *, run_id: str = "run-1", try_number: int = 1, **options: Any
+) -> dict[str, int]:
+    """Run the sync ``name`` once, outside Airflow, the way the operator does."""
+    definition = SyncDefinition.from_mapping(name, fields)
+    store = PostgresStore(lambda: psycopg.connect(db), definition)
+    run = RunIdentity(name, f"nango_sync_{name}", "sync", run_id, try_number)
+    return run_sync(NangoHook(sleep=lambda _: None), store, definition, run, log=lambda _: None, **options)
+
+
+def rows(db: str, table: str = "nango.items", where: str = "true") -> dict[str, dict[str, Any]]:
+    """``{unique key: row}`` of a sync table (row: data, hash, timestamps, xmin)."""
+    schema, name = table.split(".")
+    query = sql.SQL(
+        "SELECT _nango_unique_key, _nango_data, _nango_hash, _nango_first_seen_at, _nango_updated_at, "
+        "_nango_deleted_at, xmin::text FROM {} WHERE " + where
+    ).format(sql.Identifier(schema, name))
+    with psycopg.connect(db) as conn:
+        result = conn.execute(query).fetchall()
+    names = ("data", "hash", "first_seen_at", "updated_at", "deleted_at", "xmin")
+    return {row[0]: dict(zip(names, row[1:], strict=True)) for row in result}
+
+
+def jobs(db: str) -> list[dict[str, Any]]:
+    """Every row of ``nango._nango_jobs``, oldest first."""
+    with psycopg.connect(db) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
+        return cursor.execute("SELECT * FROM nango._nango_jobs ORDER BY id").fetchall()
