@@ -21,7 +21,7 @@ from nango_provider.definition import BODY_METHODS, SyncDefinition
 from nango_provider.exceptions import HttpError, PaginationError, ResponseError
 from nango_provider.pagination import PageRequest, first_request, paginator_for
 from nango_provider.paths import MISSING, CompiledPath, compile_path
-from nango_provider.redaction import redact_url
+from nango_provider.redaction import redact_text, redact_url, secret_values
 
 _RETRYABLE_ERRORS = (
     requests.ConnectionError,
@@ -75,6 +75,15 @@ class NangoHook(HttpHook):
         super().__init__(method="GET", http_conn_id=http_conn_id or self.default_conn_name)
         self._has_connection = http_conn_id is not None
         self._sleep = sleep
+        self._secrets: list[str] = []
+
+    def secrets(self, definition: SyncDefinition) -> list[str]:
+        """Values that must never be shown: secret headers and parameters, the connection's password."""
+        found = secret_values(definition.headers, definition.query_params)
+        if self._has_connection:
+            password = self.get_connection(self.http_conn_id).password
+            found += [password] if password else []
+        return found
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
@@ -99,6 +108,7 @@ class NangoHook(HttpHook):
         request fails for good, a response is not what the definition says, or pagination loops.
         """
         session = self.get_conn(headers=dict(definition.headers))
+        self._secrets = self.secrets(definition)
         try:
             paginator = paginator_for(definition)
             records_path = compile_path(definition.records_path)
@@ -178,7 +188,7 @@ class NangoHook(HttpHook):
         if status < 400:
             return
         error = HttpError(
-            f"{shown} answered {status} {response.reason}: {_preview(response.content)}",
+            f"{shown} answered {status} {response.reason}: {self._preview(response.content)}",
             sync=definition.name,
             status=status,
             request=response.request,
@@ -195,12 +205,17 @@ class NangoHook(HttpHook):
             content_type = response.headers.get("Content-Type", "(none)")
             error = ResponseError(
                 f"{shown} answered {response.status_code} with a body that is not JSON "
-                f"(Content-Type {content_type}, {len(content)} bytes: {_preview(content)}): {decode_error}",
+                f"(Content-Type {content_type}, {len(content)} bytes: {self._preview(content)}): {decode_error}",
                 sync=definition.name,
             )
             if "json" in content_type.lower():
                 raise _Retry("malformed or truncated JSON", error) from None
             raise error from None
+
+    def _preview(self, content: bytes) -> str:
+        """The first bytes of a body, for error messages, with known secrets replaced."""
+        text = redact_text(content[:_PREVIEW_BYTES].decode("utf-8", errors="replace"), self._secrets)
+        return repr(text) + (" ..." if len(content) > _PREVIEW_BYTES else "")
 
     def _backoff(self, attempt: int, retry_after: float | None, definition: SyncDefinition) -> float:
         exponential = min(_MAX_BACKOFF_SECONDS, definition.request_backoff_seconds * 2**attempt)
@@ -242,11 +257,6 @@ def _top_level_keys(document: Any) -> str:
         keys = list(document)
         return repr(keys[:20]) + (" ..." if len(keys) > 20 else "")
     return f"(none: the response is a {_json_type(document)})"
-
-
-def _preview(content: bytes) -> str:
-    text = content[:_PREVIEW_BYTES].decode("utf-8", errors="replace")
-    return repr(text) + (" ..." if len(content) > _PREVIEW_BYTES else "")
 
 
 def _retry_after(headers: Mapping[str, str]) -> float | None:

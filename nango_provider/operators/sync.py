@@ -14,7 +14,7 @@ from airflow.sdk import BaseOperator
 
 from nango_provider.definition import SyncDefinition
 from nango_provider.hooks.nango import NangoHook
-from nango_provider.redaction import redact_text, secret_values
+from nango_provider.redaction import redact_text
 from nango_provider.store.postgres import PostgresStore, RunIdentity, RunState
 from nango_provider.streaming import Prefetcher
 
@@ -102,17 +102,16 @@ class NangoSyncOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, int]:
         """Run the sync and return its counts: pages, fetched, added, updated, unchanged, deleted."""
         definition = self.build_definition({"max_total": _optional_int(self.max_total)})
-        secrets = secret_values(definition.headers, definition.query_params)
-        _mask(secrets)
+        hook = NangoHook(definition.http_conn_id)
+        _mask(hook.secrets(definition))
         ti = context["ti"]
         run = RunIdentity(definition.name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number)
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         postgres = PostgresHook(postgres_conn_id=definition.postgres_conn_id)
         store = PostgresStore(postgres.get_conn, definition)  # type: ignore[arg-type]  # psycopg 3 on Airflow 3.3
-        hook = NangoHook(definition.http_conn_id)
         full_refresh = _as_bool(self.full_refresh)
-        return run_sync(hook, store, definition, run, full_refresh=full_refresh, log=self.log.info, secrets=secrets)
+        return run_sync(hook, store, definition, run, full_refresh=full_refresh, log=self.log.info)
 
 
 def run_sync(
@@ -123,7 +122,6 @@ def run_sync(
     *,
     full_refresh: bool = False,
     log: Callable[[str], None] = print,
-    secrets: Sequence[str] = (),
 ) -> dict[str, int]:
     """One run of a sync: lock the table, resume or start, write every page, finish; record a failure."""
     state: RunState | None = None
@@ -135,7 +133,8 @@ def run_sync(
             complete = _write_pages(hook, store, definition, run, state=state, log=log)
             counts = store.finish(run, state, complete=complete)
         except BaseException as error:
-            store.record_failure(state, run, redact_text(f"{type(error).__name__}: {error}", list(secrets)))
+            message = redact_text(f"{type(error).__name__}: {error}", hook.secrets(definition))
+            store.record_failure(state, run, message)
             raise
     log(
         f"sync {definition.name!r} into {store.table_text}: "

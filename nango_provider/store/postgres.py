@@ -201,9 +201,22 @@ class PostgresStore:
     def _cursor(self) -> psycopg.Cursor[Any]:
         return self.conn.cursor(row_factory=tuple_row)
 
+    @contextmanager
+    def _database_errors(self, doing: str) -> Iterator[None]:
+        """Turn a psycopg error into a :class:`StoreError` that says what was being done."""
+        try:
+            yield
+        except psycopg.OperationalError as error:
+            raise StoreError(
+                f"sync {self.definition.name!r}: lost the connection to Postgres while {doing} ({error}); "
+                "every committed page is kept and a retry resumes after the last one"
+            ) from error
+        except psycopg.Error as error:
+            raise StoreError(f"sync {self.definition.name!r}: Postgres refused {doing}: {error}") from error
+
     def prepare(self) -> None:
         """Create the bookkeeping tables, the schema and the sync's table if they are missing."""
-        with self.conn.transaction(), self._cursor() as cursor:
+        with self._database_errors("creating tables"), self.conn.transaction(), self._cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_BOOTSTRAP_LOCK,))
             cursor.execute(_BOOKKEEPING_DDL)
             schema = self.definition.schema_name
@@ -217,7 +230,7 @@ class PostgresStore:
     def lock_table(self, log: Callable[[str], None]) -> None:
         """Hold the table's advisory lock until the connection closes; wait if another run holds it."""
         key = f"nango:{self.table_text}"
-        with self._cursor() as cursor:
+        with self._database_errors("locking the table"), self._cursor() as cursor:
             cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
             if cursor.fetchone() == (True,):
                 return
@@ -228,7 +241,7 @@ class PostgresStore:
 
     def start(self, run: RunIdentity, *, full_refresh: bool) -> RunState:
         """Open a job row and return the run's state: resumed from its checkpoint, or fresh."""
-        with self.conn.transaction(), self._cursor() as cursor:
+        with self._database_errors("starting the run"), self.conn.transaction(), self._cursor() as cursor:
             self._drop_abandoned_runs(cursor, run.run_key)
             state = None if full_refresh else self._load_checkpoint(cursor, run.run_key)
             if state is None:
@@ -262,7 +275,8 @@ class PostgresStore:
         else:
             prepared = prepare_positional(records, state.counts["fetched"], self.definition.name, page)
         page_counts = {"pages": 1, "fetched": len(records), "added": 0, "updated": 0, "unchanged": 0}
-        with self.conn.transaction(), self._cursor() as cursor:
+        doing = f"writing page {page}"
+        with self._database_errors(doing), self.conn.transaction(), self._cursor() as cursor:
             if self._unique_key is not None:
                 added, updated = self._upsert(cursor, prepared, run, state)
                 page_counts.update(added=added, updated=updated, unchanged=prepared.rows - added - updated)
@@ -278,7 +292,7 @@ class PostgresStore:
 
     def finish(self, run: RunIdentity, state: RunState, *, complete: bool) -> dict[str, int]:
         """End the run: soft-delete or replace (only when ``complete``), mark the job done, drop the checkpoint."""
-        with self.conn.transaction(), self._cursor() as cursor:
+        with self._database_errors("finishing the run"), self.conn.transaction(), self._cursor() as cursor:
             if self._unique_key is not None:
                 if complete:
                     state.counts["deleted"] = self._mark_deleted(cursor, run, state)
