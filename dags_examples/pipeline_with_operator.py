@@ -55,6 +55,7 @@ with DAG(
             ON CONFLICT (stage) DO UPDATE SET contacts = EXCLUDED.contacts, computed_at = EXCLUDED.computed_at;
         """,
         parameters={"stage": "{{ ti.xcom_pull(task_ids='choose_stage') }}"},
+        split_statements=True,
     )
 
     stage >> sync_contacts >> summarize

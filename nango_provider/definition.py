@@ -217,7 +217,7 @@ class _Validator:
                 raise self.fail(
                     "query_params", f"parameter {key!r}: expected a scalar or a list of scalars, got {item!r}"
                 )
-        return {str(key): item for key, item in mapping.items()}
+        return {str(key): _query_value(item) for key, item in mapping.items()}
 
     def mapping(self, field_name: str, value: Any) -> Mapping[str, Any]:
         if value is None:
@@ -303,6 +303,15 @@ class _Validator:
             raise self.fail(
                 "body", f"the cursor goes into the {definition.method} body, so the body must be a JSON object"
             )
+
+
+def _query_value(value: Any) -> Any:
+    """Booleans as JSON spells them (``true``), which is what APIs expect; lists item by item."""
+    if isinstance(value, list):
+        return [_query_value(item) for item in value]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return value
 
 
 def _is_json(value: Any) -> bool:

@@ -131,6 +131,7 @@ class NextUrlPaginator(Paginator):
                 sync=self.sync,
             )
         url = urljoin(fetched_url, link)
+        self._seen.add(fetched_url)  # a link back to any page already fetched is a loop too
         self._remember("next URL", url, page)
         return PageRequest(request.method, url, {}, request.body)
 

@@ -45,10 +45,16 @@ class CompiledPath:
             return _get_by_segments(document, self.segments)
         matches = self.jsonpath.find(document)
         if not matches:
-            return MISSING
+            return [] if self._holds_empty_list(document) else MISSING
         if len(matches) == 1 and not self.may_match_many:
             return matches[0].value
         return [match.value for match in matches]
+
+    def _holds_empty_list(self, document: Any) -> bool:
+        """Whether ``$.x[*]`` matched nothing because ``$.x`` is an empty list (not because it is missing)."""
+        if not self.expression.endswith("[*]"):
+            return False
+        return compile_path(self.expression[:-3]).get(document) == []
 
 
 def _get_by_segments(document: Any, segments: tuple[str, ...]) -> Any:

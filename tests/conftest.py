@@ -10,7 +10,6 @@ import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -29,6 +28,7 @@ os.environ.update(
 from devtools.demo_api import DemoApi  # noqa: E402
 from devtools.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from tests.fixture_server import FixtureServer  # noqa: E402
+from tests.helpers import EXAMPLES, AirflowRunner  # noqa: E402
 
 
 @pytest.fixture(scope="session")
@@ -75,9 +75,6 @@ def api(_fixture_server: FixtureServer) -> Iterator[FixtureServer]:
     _fixture_server.reset()
 
 
-EXAMPLES = Path(__file__).resolve().parent.parent / "dags_examples"
-
-
 @pytest.fixture(scope="session")
 def _migrated_airflow() -> Path:
     dags = _AIRFLOW_HOME / "dags"
@@ -91,36 +88,19 @@ def _migrated_airflow() -> Path:
 
 
 @pytest.fixture
+def airflow_dag_folder(_migrated_airflow: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The test DAG folder (the examples), reading syncs from the test's ``tmp_path``."""
+    monkeypatch.setenv("NANGO_SYNCS_PATH", str(tmp_path))
+    return _migrated_airflow
+
+
+@pytest.fixture
 def airflow(_migrated_airflow: Path, db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AirflowRunner:
     """Run DAGs with ``dag.test()``: the DAG folder holds the examples, syncs come from ``syncs_path``."""
     syncs = tmp_path / "syncs"
     syncs.mkdir()
     monkeypatch.setenv("NANGO_SYNCS_PATH", str(syncs))
     return AirflowRunner(_migrated_airflow, syncs)
-
-
-class AirflowRunner:
-    """Writes sync definitions and runs DAGs of the test DAG folder in-process."""
-
-    def __init__(self, dags: Path, syncs: Path) -> None:
-        self.dags = dags
-        self.syncs = syncs
-
-    def write_syncs(self, text: str, file_name: str = "syncs.yaml") -> Path:
-        path = self.syncs / file_name
-        path.write_text(text, encoding="utf-8")
-        return path
-
-    def dag_bag(self) -> Any:
-        from airflow.dag_processing.dagbag import DagBag
-
-        return DagBag(str(self.dags))
-
-    def run(self, dag_id: str, conf: dict[str, Any] | None = None) -> Any:
-        """Run ``dag_id`` once with ``dag.test()``; returns the DagRun."""
-        dag = self.dag_bag().get_dag(dag_id)
-        assert dag is not None, f"{dag_id} not found"
-        return dag.test(run_conf=conf)
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -11,6 +12,8 @@ from nango_provider.definition import SyncDefinition
 from nango_provider.hooks.nango import NangoHook
 from nango_provider.operators.sync import run_sync
 from nango_provider.store.postgres import PostgresStore, RunIdentity
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "dags_examples"
 
 
 def sync(
@@ -40,3 +43,27 @@ def jobs(db: str) -> list[dict[str, Any]]:
     """Every row of ``nango._nango_jobs``, oldest first."""
     with psycopg.connect(db) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
         return cursor.execute("SELECT * FROM nango._nango_jobs ORDER BY id").fetchall()
+
+
+class AirflowRunner:
+    """Writes sync definitions and runs DAGs of the test DAG folder in-process."""
+
+    def __init__(self, dags: Path, syncs: Path) -> None:
+        self.dags = dags
+        self.syncs = syncs
+
+    def write_syncs(self, text: str, file_name: str = "syncs.yaml") -> Path:
+        path = self.syncs / file_name
+        path.write_text(text, encoding="utf-8")
+        return path
+
+    def dag_bag(self) -> Any:
+        from airflow.dag_processing.dagbag import DagBag
+
+        return DagBag(str(self.dags))
+
+    def run(self, dag_id: str, conf: dict[str, Any] | None = None) -> Any:
+        """Run ``dag_id`` once with ``dag.test()``; returns the DagRun."""
+        dag = self.dag_bag().get_dag(dag_id)
+        assert dag is not None, f"{dag_id} not found"
+        return dag.test(run_conf=conf)

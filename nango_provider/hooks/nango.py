@@ -176,7 +176,8 @@ class NangoHook(HttpHook):
             content = response.content  # reads the whole body: a truncated one raises here
         except _RETRYABLE_ERRORS as error:
             reason = f"{type(error).__name__} on {shown}"
-            raise _Retry(reason, HttpError(f"{reason}: {error}", sync=definition.name, status=0)) from None
+            detail = redact_text(str(error), self._secrets)
+            raise _Retry(reason, HttpError(f"{reason}: {detail}", sync=definition.name, status=0)) from None
         self._check_status(response, definition, shown)
         return response, self._decode(response, content, definition, shown)
 

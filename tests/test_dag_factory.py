@@ -1,0 +1,175 @@
+"""The DAG factory: schedules, DAG settings, params, the Asset outlet, import errors that name file, sync and
+field without taking other files down, the parsing-context shortcut and the Python API."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from nango_provider.dag_factory import ERRORS_DAG_ID, load_sync_dags, nango_sync, sync_asset
+from nango_provider.exceptions import SyncDefinitionError
+from nango_provider.operators.sync import NangoSyncOperator
+
+POKEMON = """
+syncs:
+  pokemon:
+    url: https://pokeapi.co/api/v2/pokemon
+    unique_key: name
+    paging_response_path: next
+    frequency: {frequency}
+"""
+
+
+def write(folder: Path, name: str, text: str) -> Path:
+    path = folder / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("frequency", "expected"),
+    [
+        ("15m", timedelta(minutes=15)),
+        ("1h", timedelta(hours=1)),
+        ("90 minutes", timedelta(minutes=90)),
+        ("1 day", timedelta(days=1)),
+        ("'*/15 * * * *'", "*/15 * * * *"),
+        ("'@daily'", "@daily"),
+        ("null", None),
+    ],
+)
+def test_frequency_becomes_the_schedule(tmp_path: Path, frequency: str, expected: object) -> None:
+    write(tmp_path, "pokemon.yaml", POKEMON.format(frequency=frequency))
+    dag = load_sync_dags(tmp_path)["nango_sync_pokemon"]
+    assert dag.schedule == expected
+
+
+def test_default_frequency_is_hourly_and_dag_settings(tmp_path: Path) -> None:
+    write(tmp_path, "pokemon.yml", POKEMON.replace("    frequency: {frequency}\n", ""))
+    dag = load_sync_dags(tmp_path)["nango_sync_pokemon"]
+    assert dag.schedule == timedelta(hours=1)
+    assert dag.catchup is False and dag.max_active_runs == 1
+    assert set(dag.tags) == {"nango", "sync"}
+    task = dag.get_task("sync")
+    assert isinstance(task, NangoSyncOperator)
+    assert task.retries == 3 and task.retry_exponential_backoff
+    assert [outlet.uri for outlet in task.outlets] == ["nango://postgres_default/nango/pokemon"]
+    assert task.outlets[0] == sync_asset("nango.pokemon")
+
+
+def test_params_are_validated_by_the_form_and_documented(tmp_path: Path) -> None:
+    write(tmp_path, "pokemon.yaml", POKEMON.format(frequency="1h"))
+    dag = load_sync_dags(tmp_path)["nango_sync_pokemon"]
+    params = dag.params.dump()
+    assert params == {"full_refresh": False, "max_total": None}
+    schema = {name: dag.params.get_param(name).schema for name in params}
+    assert schema["full_refresh"]["type"] == "boolean" and schema["max_total"]["type"] == ["null", "integer"]
+    assert all(dag.params.get_param(name).description for name in params)
+    with pytest.raises(ValueError):
+        dag.params.get_param("max_total").resolve("many")
+
+
+def test_doc_md_shows_the_definition_with_secrets_redacted(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "secret.yaml",
+        """
+syncs:
+  crm:
+    url: https://user:hunter2@api.example.com/contacts?api_key=abc123secret&limit=5
+    headers:
+      Authorization: Bearer live-token-xyz
+      Accept: application/json
+""",
+    )
+    dag = load_sync_dags(tmp_path)["nango_sync_crm"]
+    assert "Accept: application/json" in dag.doc_md
+    for secret in ("hunter2", "abc123secret", "live-token-xyz"):
+        assert secret not in dag.doc_md and secret not in (dag.description or "")
+    assert "limit=5" in dag.doc_md
+
+
+def test_every_yaml_file_under_the_folder_is_read(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", POKEMON.format(frequency="1h"))
+    write(tmp_path, "team/b.yml", "syncs:\n  other:\n    url: https://api.example.com/x\n")
+    write(tmp_path, "notes.txt", "syncs: nope")
+    assert sorted(load_sync_dags(tmp_path)) == ["nango_sync_other", "nango_sync_pokemon"]
+
+
+def test_a_broken_file_is_an_import_error_naming_file_sync_and_field_and_others_still_load(
+    airflow_dag_folder: Path, tmp_path: Path
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    write(tmp_path, "good.yaml", POKEMON.format(frequency="1h"))
+    bad = write(
+        tmp_path,
+        "bad.yaml",
+        "syncs:\n  contacts:\n    url: https://api.example.com/c\n    paging_requests_path: after\n",
+    )
+    write(tmp_path, "worse.yaml", "syncs:\n  Bad-Name:\n    url: https://api.example.com/c\n")
+    bag = DagBag(str(airflow_dag_folder))
+    assert "nango_sync_pokemon" in bag.dag_ids and ERRORS_DAG_ID not in bag.dag_ids
+    (error,) = bag.import_errors.values()
+    assert str(bad) in error and "'contacts'" in error and "'paging_requests_path'" in error
+    assert "did you mean 'paging_request_path'" in error
+    assert "'Bad-Name'" in error and "2 invalid sync definitions" in error
+
+
+def test_same_sync_name_in_two_files_is_an_error(tmp_path: Path) -> None:
+    write(tmp_path, "a.yaml", POKEMON.format(frequency="1h"))
+    write(tmp_path, "b.yaml", POKEMON.format(frequency="2h"))
+    namespace: dict[str, object] = {}
+    load_sync_dags(tmp_path, namespace)
+    with pytest.raises(Exception, match=r"'pokemon' is already defined in .*a\.yaml"):
+        namespace[ERRORS_DAG_ID].validate()  # type: ignore[attr-defined]
+
+
+def test_a_missing_folder_is_reported(tmp_path: Path) -> None:
+    namespace: dict[str, object] = {}
+    assert load_sync_dags(tmp_path / "nope", namespace) == {}
+    with pytest.raises(Exception, match="does not exist"):
+        namespace[ERRORS_DAG_ID].validate()  # type: ignore[attr-defined]
+
+
+def test_parsing_for_one_task_builds_only_that_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for index in range(20):
+        write(tmp_path, f"s{index}.yaml", f"syncs:\n  sync_{index}:\n    url: https://api.example.com/{index}\n")
+    write(tmp_path, "broken.yaml", "syncs:\n  broken:\n    nope: 1\n")
+    monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "nango_sync_sync_7")
+    namespace: dict[str, object] = {}
+    assert list(load_sync_dags(tmp_path, namespace)) == ["nango_sync_sync_7"]
+    assert ERRORS_DAG_ID not in namespace
+
+
+def test_nango_sync_builds_the_same_dag_from_python() -> None:
+    dag = nango_sync(
+        "pokemon",
+        "https://pokeapi.co/api/v2/pokemon",
+        response_path="results",
+        unique_key="name",
+        paging_response_path="next",
+        frequency="@daily",
+        dag_kwargs={"tags": ["team-a"]},
+    )
+    assert dag.dag_id == "nango_sync_pokemon" and dag.schedule == "@daily" and dag.tags == {"team-a"}
+    task = dag.get_task("sync")
+    assert (task.url, task.unique_key, task.paging_response_path) == (
+        "https://pokeapi.co/api/v2/pokemon",
+        "name",
+        "next",
+    )
+    with pytest.raises(SyncDefinitionError, match="did you mean 'paging_response_path'"):
+        nango_sync("pokemon", "https://pokeapi.co/api/v2/pokemon", paging_respone_path="next")
+
+
+def test_operator_refuses_bad_definitions_when_the_dag_is_parsed() -> None:
+    with pytest.raises(SyncDefinitionError, match="field 'method'"):
+        NangoSyncOperator(task_id="sync", url="https://api.example.com", method="FETCH")
+    with pytest.raises(SyncDefinitionError, match="field 'max_total'"):
+        NangoSyncOperator(task_id="sync", url="https://api.example.com", max_total=0)
+    templated = NangoSyncOperator(task_id="sync", url="{{ var.value.base_url }}/x", max_total="{{ params.max }}")
+    assert templated.sync_name == "sync"

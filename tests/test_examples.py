@@ -1,0 +1,165 @@
+"""Every example DAG runs through Airflow (``dag.test()``) against the local demo API and a real Postgres;
+the operator works inside a DAG with templated secrets that never reach logs, XCom or the jobs table."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from devtools.demo_api import DemoApi
+from tests.helpers import EXAMPLES, AirflowRunner, jobs, rows
+
+pytestmark = pytest.mark.integration
+
+EXAMPLE_SYNCS = {
+    "nango_sync_pokemon": "nango.pokemon",
+    "nango_sync_hubspot_contacts": "crm.contacts",
+    "nango_sync_hubspot_contacts_search": "nango.hubspot_contacts_search",
+    "nango_sync_nested_objects": "nango.nested_objects",
+}
+
+
+@pytest.fixture
+def examples(airflow: AirflowRunner, demo_api: DemoApi, monkeypatch: pytest.MonkeyPatch) -> AirflowRunner:
+    monkeypatch.setenv("NANGO_SYNCS_PATH", str(EXAMPLES / "syncs"))
+    return airflow
+
+
+def xcom(dag_run: Any, task_id: str = "sync") -> Any:
+    (ti,) = [ti for ti in dag_run.get_task_instances() if ti.task_id == task_id]
+    return ti.xcom_pull(task_ids=task_id)
+
+
+@pytest.mark.parametrize(("dag_id", "table"), sorted(EXAMPLE_SYNCS.items()))
+def test_example_sync_lands_every_record(examples: AirflowRunner, db: str, dag_id: str, table: str) -> None:
+    dag_run = examples.run(dag_id)
+    assert dag_run.state == "success"
+    assert len(rows(db, table)) == 600
+    assert xcom(dag_run) == {"pages": 6 if "nested" not in dag_id else 3, "fetched": 600, "added": 600,
+                             "updated": 0, "unchanged": 0, "deleted": 0}  # fmt: skip
+
+
+def test_example_resync_after_upstream_changes(examples: AirflowRunner, db: str, demo_api: DemoApi) -> None:
+    examples.run("nango_sync_hubspot_contacts")
+    demo_api.mutate(changed=25, removed=5, added=10)
+    dag_run = examples.run("nango_sync_hubspot_contacts", conf={"full_refresh": True})
+    counts = xcom(dag_run)
+    assert (counts["added"], counts["updated"], counts["deleted"], counts["unchanged"]) == (10, 25, 5, 570)
+    awkward = rows(db, "crm.contacts")
+    assert awkward["2"]["data"]["properties"]["lastname"] == "O'Brien"
+    assert awkward["5"]["data"]["properties"]["score"] == 2**62
+
+
+def test_max_total_param_from_the_trigger_form(examples: AirflowRunner, db: str) -> None:
+    dag_run = examples.run("nango_sync_pokemon", conf={"max_total": 150})
+    assert xcom(dag_run)["fetched"] == 150
+    assert len(rows(db, "nango.pokemon")) == 150
+
+
+def test_pipeline_example_runs_extract_sync_and_downstream_sql(examples: AirflowRunner, db: str) -> None:
+    dag_run = examples.run("crm_pipeline_with_nango_sync")
+    assert dag_run.state == "success"
+    with psycopg.connect(db) as conn:
+        (stage, contacts) = conn.execute("SELECT stage, contacts FROM crm.stage_summary").fetchone() or ("", 0)
+        expected = conn.execute(
+            "SELECT count(*) FROM crm.pipeline_contacts WHERE _nango_data->'properties'->>'lifecyclestage' = 'customer'"
+        ).fetchone()
+    assert stage == "customer" and (contacts,) == expected and contacts > 0
+
+
+def test_downstream_dag_is_scheduled_on_the_sync_asset(examples: AirflowRunner, db: str) -> None:
+    bag = examples.dag_bag()
+    downstream = bag.get_dag("pokemon_report")
+    sync_task = bag.get_dag("nango_sync_pokemon").get_task("sync")
+    assert list(downstream.timetable.asset_condition.objects) == list(sync_task.outlets)
+    examples.run("nango_sync_pokemon")
+    assert examples.run("pokemon_report").state == "success"
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT sum(pokemon) > 0 FROM reports.pokemon_by_type").fetchone() == (True,)
+
+
+def test_templated_secret_header_works_and_never_leaks(
+    airflow: AirflowRunner,
+    db: str,
+    demo_api: DemoApi,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    secret = "s3cr3t-token-value-42"
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_MY_API", json.dumps({"conn_type": "nango", "host": demo_api.url, "password": secret})
+    )
+    airflow.write_syncs(
+        f"""
+syncs:
+  guarded:
+    url: {demo_api.url}/crm/v3/objects/contacts?limit=300
+    headers:
+      Authorization: "Bearer {{{{ conn.my_api.password }}}}"
+    unique_key: id
+    paging_request_path: after
+    paging_response_path: paging.next.after
+"""
+    )
+    dag_run = airflow.run("nango_sync_guarded")
+    assert dag_run.state == "success"
+    assert secret not in json.dumps(xcom(dag_run))
+    assert secret not in capfd.readouterr().out
+    assert secret not in json.dumps([job["error"] for job in jobs(db)])
+
+
+def test_airflow_dags_test_cli_runs_a_sync_written_by_a_user(
+    airflow: AirflowRunner, db: str, demo_api: DemoApi
+) -> None:
+    airflow.write_syncs(
+        f"""
+syncs:
+  user_objects:
+    url: {demo_api.url}/v1/objects
+    query_params: {{per_page: 250}}
+    response_path: returned.data.objects
+    unique_key: id
+    paging_request_path: page
+    paging_response_path: meta.next_page
+    table: test_user.objects
+"""
+    )
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", "nango_sync_user_objects"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=False,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(rows(db, "test_user.objects")) == 600
+    assert [(job["status"], job["pages"], job["added"]) for job in jobs(db)] == [("success", 3, 600)]
+
+
+def test_provider_is_discovered_by_airflow() -> None:
+    def airflow_cli(*args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "airflow", *args], capture_output=True, text=True, check=True, timeout=120
+        )
+        return result.stdout
+
+    assert "nango-provider" in airflow_cli("providers", "get", "nango-provider")
+    hooks = airflow_cli("providers", "hooks", "--output", "json")
+    assert any(h["connection_type"] == "nango" and "NangoHook" in h["class"] for h in json.loads(hooks))
+
+
+def test_examples_folder_is_what_make_demo_uses() -> None:
+    assert sorted(path.name for path in (EXAMPLES / "syncs").glob("*.yaml")) == [
+        "hubspot_contacts.yaml",
+        "nested_objects.yaml",
+        "pokemon.yaml",
+    ]
+    assert Path(EXAMPLES / "nango_syncs.py").read_text().count("load_sync_dags") == 2

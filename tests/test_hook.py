@@ -1,0 +1,869 @@
+"""Integration tests of ``NangoHook.pages()`` against the real loopback HTTP server.
+
+Every test registers its own routes on ``api`` and checks the exact records, the requests the server saw
+(method, query, body, headers), and the error class, attributes and message. Retries wait through a recorder,
+so they take no real time.
+
+The hook logs through Airflow 3's structlog setup, which renders to stdout rather than to stdlib ``logging``;
+:func:`logged` therefore reads both ``caplog`` and the captured output.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import json
+import socket
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from nango_provider.definition import SyncDefinition
+from nango_provider.exceptions import HttpError, PaginationError, ResponseError
+from nango_provider.hooks.nango import NangoHook, Page
+from nango_provider.pagination import PageRequest
+from tests.fixture_server import FixtureServer, Handler, Reply, Request, paged
+
+pytestmark = pytest.mark.integration
+
+CONTACTS = [{"id": str(number), "properties": {"email": f"c{number}@example.com"}} for number in range(1, 6)]
+POKEMON = [{"name": name, "url": f"https://pokeapi.co/api/v2/pokemon/{n}/"} for n, name in enumerate("abcde", 1)]
+BEARER = "topsecret-abc"
+API_KEY = "supersecret-xyz"
+
+
+# ---------------------------------------------------------------------------------------------------- helpers
+
+
+def sync(url: str, **fields: Any) -> SyncDefinition:
+    """A validated definition named ``items`` for ``url``."""
+    return SyncDefinition.from_mapping("items", {"url": url, **fields})
+
+
+def run(hook: NangoHook, definition: SyncDefinition, **kwargs: Any) -> list[Page]:
+    """Every page of a run."""
+    return list(hook.pages(definition, **kwargs))
+
+
+def replies(*answers: Reply) -> Handler:
+    """A handler that answers with ``answers`` in order, then repeats the last one."""
+    queue = list(answers)
+
+    def handler(request: Request) -> Reply:
+        return queue.pop(0) if len(queue) > 1 else queue[0]
+
+    return handler
+
+
+def cursor_handler(
+    records: list[Any], *, param: str = "after", build: Callable[[list[Any], str | None], Any]
+) -> Handler:
+    """Serves ``records`` by offset cursor in query parameter ``param``, ``limit`` per page; ``build`` makes the
+    document from the page's records and the next cursor (``None`` on the last page)."""
+
+    def handler(request: Request) -> Reply:
+        offset = int(request.query.get(param) or 0)
+        limit = int(request.query.get("limit") or 2)
+        end = offset + limit
+        return Reply(json=build(records[offset:end], str(end) if end < len(records) else None))
+
+    return handler
+
+
+def hubspot(records: list[Any], after: str | None) -> dict[str, Any]:
+    """A HubSpot CRM list response: ``paging.next.after`` and ``paging.next.link``, no ``paging`` at the end."""
+    document: dict[str, Any] = {"results": records}
+    if after is not None:
+        document["paging"] = {"next": {"after": after, "link": f"?after={after}"}}
+    return document
+
+
+def logged(caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> str:
+    """Everything logged so far: stdlib records and the structlog lines Airflow renders to stdout/stderr."""
+    captured = capfd.readouterr()
+    return "\n".join((caplog.text, captured.out, captured.err))
+
+
+def retry_lines(text: str) -> list[str]:
+    """The hook's retry warnings in ``text``."""
+    return [line for line in text.splitlines() if "; retry " in line]
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on (connections to it are refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def waits() -> list[float]:
+    """The waits the hook asked for, in order."""
+    return []
+
+
+@pytest.fixture
+def hook(waits: list[float]) -> NangoHook:
+    """A hook without a connection whose retries are recorded instead of slept."""
+
+    def recorder(seconds: float) -> None:
+        waits.append(seconds)
+
+    return NangoHook(sleep=recorder)
+
+
+@pytest.fixture
+def connection(api: FixtureServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Connection ``my_api``: the server as host, basic auth ``u``/``p``, an ``X-Api-Version`` extra header."""
+    conn = {"conn_type": "nango", "host": api.url, "login": "u", "password": "p", "extra": {"X-Api-Version": "2"}}
+    monkeypatch.setenv("AIRFLOW_CONN_MY_API", json.dumps(conn))
+    yield "my_api"
+
+
+# ------------------------------------------------------------------------ 1. the Nango guide's three examples
+
+
+def test_pokeapi_next_url_with_default_results_path(api: FixtureServer, hook: NangoHook) -> None:
+    def handler(request: Request) -> Reply:
+        offset, limit = int(request.query.get("offset", 0)), int(request.query["limit"])
+        end = offset + limit
+        following = f"{api.url}/api/v2/pokemon?offset={end}&limit={limit}" if end < len(POKEMON) else None
+        return Reply(json={"count": len(POKEMON), "next": following, "previous": None, "results": POKEMON[offset:end]})
+
+    api.route("GET", "/api/v2/pokemon", handler)
+    definition = sync(f"{api.url}/api/v2/pokemon", query_params={"limit": 2}, paging_response_path="next")
+
+    pages = run(hook, definition)
+
+    assert [page.records for page in pages] == paged(POKEMON, 2)
+    assert [page.number for page in pages] == [1, 2, 3]
+    assert [(r.method, r.path, r.query) for r in api.requests] == [
+        ("GET", "/api/v2/pokemon", {"limit": "2"}),
+        ("GET", "/api/v2/pokemon", {"offset": "2", "limit": "2"}),
+        ("GET", "/api/v2/pokemon", {"offset": "4", "limit": "2"}),
+    ]
+    assert pages[0].request == PageRequest("GET", f"{api.url}/api/v2/pokemon", {"limit": 2}, None)
+    assert pages[0].next_request == PageRequest("GET", f"{api.url}/api/v2/pokemon?offset=2&limit=2", {}, None)
+    assert pages[0].url == f"{api.url}/api/v2/pokemon?limit=2"
+    assert pages[-1].next_request is None
+
+
+def test_hubspot_cursor_in_query_param(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/crm/v3/objects/contacts", cursor_handler(CONTACTS, build=hubspot))
+    definition = sync(
+        f"{api.url}/crm/v3/objects/contacts",
+        query_params={"limit": 2, "properties": "email"},
+        paging_request_path="after",
+        paging_response_path="paging.next.after",
+    )
+
+    pages = run(hook, definition)
+
+    assert [page.records for page in pages] == paged(CONTACTS, 2)
+    # the cursor is added to the query parameters, which are kept on every page
+    assert [r.query for r in api.requests] == [
+        {"limit": "2", "properties": "email"},
+        {"limit": "2", "properties": "email", "after": "2"},
+        {"limit": "2", "properties": "email", "after": "4"},
+    ]
+    assert [page.next_request.params if page.next_request else None for page in pages] == [
+        {"limit": 2, "properties": "email", "after": "2"},
+        {"limit": 2, "properties": "email", "after": "4"},
+        None,
+    ]
+
+
+def test_records_under_a_nested_dot_path(api: FixtureServer, hook: NangoHook) -> None:
+    def build(records: list[Any], cursor: str | None) -> dict[str, Any]:
+        return {"returned": {"data": {"objects": records, "next_page": cursor}}, "status": "ok"}
+
+    api.route("GET", "/v1/objects", cursor_handler(CONTACTS, param="page", build=build))
+    definition = sync(
+        f"{api.url}/v1/objects",
+        response_path="returned.data.objects",
+        paging_request_path="page",
+        paging_response_path="returned.data.next_page",
+    )
+
+    pages = run(hook, definition)
+
+    assert [page.records for page in pages] == paged(CONTACTS, 2)
+    assert [r.query for r in api.requests] == [{}, {"page": "2"}, {"page": "4"}]
+
+
+def test_hubspot_relative_next_link_resolves_against_the_current_url(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/crm/v3/objects/contacts", cursor_handler(CONTACTS, build=hubspot))
+    definition = sync(
+        f"{api.url}/crm/v3/objects/contacts", query_params={"limit": 2}, paging_response_path="paging.next.link"
+    )
+
+    pages = run(hook, definition)
+
+    assert [page.records for page in pages] == paged(CONTACTS, 2)
+    # '?after=2' replaces the query of the URL just fetched, path kept; the limit is not re-added
+    assert [(r.path, r.query) for r in api.requests] == [
+        ("/crm/v3/objects/contacts", {"limit": "2"}),
+        ("/crm/v3/objects/contacts", {"after": "2"}),
+        ("/crm/v3/objects/contacts", {"after": "4"}),
+    ]
+    assert pages[0].next_request == PageRequest("GET", f"{api.url}/crm/v3/objects/contacts?after=2", {}, None)
+
+
+def test_jsonpath_wildcard_response_path(api: FixtureServer, hook: NangoHook) -> None:
+    def build(records: list[Any], cursor: str | None) -> dict[str, Any]:
+        return {"data": records, "meta": {"next": cursor}}
+
+    api.route("GET", "/things", cursor_handler(CONTACTS, param="cursor", build=build))
+    definition = sync(
+        f"{api.url}/things", response_path="$.data[*]", paging_request_path="cursor", paging_response_path="meta.next"
+    )
+
+    pages = run(hook, definition)
+
+    # the last page holds a single record: still a list of one
+    assert [page.records for page in pages] == [CONTACTS[0:2], CONTACTS[2:4], [CONTACTS[4]]]
+    assert [r.query for r in api.requests] == [{}, {"cursor": "2"}, {"cursor": "4"}]
+
+
+def test_jsonpath_wildcard_response_path_with_an_empty_page(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/things", replies(Reply(json={"data": [], "meta": {"next": None}})))
+
+    pages = run(hook, sync(f"{api.url}/things", response_path="$.data[*]"))
+
+    assert [page.records for page in pages] == [[]]
+
+
+def test_jsonpath_root_for_a_top_level_array(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/list", replies(Reply(json=CONTACTS)))
+
+    pages = run(hook, sync(f"{api.url}/list", response_path="$"))
+
+    assert [page.records for page in pages] == [CONTACTS]
+    assert pages[0].next_request is None
+    assert len(api.requests) == 1
+
+
+def test_connection_resolves_relative_urls_and_sends_auth_and_extra_headers(
+    api: FixtureServer, connection: str, waits: list[float]
+) -> None:
+    api.route("GET", "/crm/v3/objects/contacts", cursor_handler(CONTACTS, build=hubspot))
+    definition = SyncDefinition.from_mapping(
+        "contacts",
+        {
+            "url": "/crm/v3/objects/contacts",
+            "http_conn_id": connection,
+            "headers": {"Accept-Language": "en"},
+            "query_params": {"limit": 2},
+            "paging_response_path": "paging.next.link",
+        },
+    )
+
+    pages = run(NangoHook(connection, sleep=waits.append), definition)
+
+    assert [page.records for page in pages] == paged(CONTACTS, 2)
+    assert [(r.path, r.query) for r in api.requests] == [
+        ("/crm/v3/objects/contacts", {"limit": "2"}),
+        ("/crm/v3/objects/contacts", {"after": "2"}),
+        ("/crm/v3/objects/contacts", {"after": "4"}),
+    ]
+    basic = "Basic " + base64.b64encode(b"u:p").decode()
+    for request in api.requests:
+        assert request.headers["Authorization"] == basic
+        assert request.headers["X-Api-Version"] == "2"
+        assert request.headers["Accept-Language"] == "en"
+    assert pages[0].request.url == "/crm/v3/objects/contacts"
+    assert pages[0].url == f"{api.url}/crm/v3/objects/contacts?limit=2"
+
+
+def test_connection_endpoint_without_leading_slash(api: FixtureServer, connection: str, waits: list[float]) -> None:
+    api.route("GET", "/items", replies(Reply(json={"results": [1, 2]})))
+    definition = SyncDefinition.from_mapping("items", {"url": "items", "http_conn_id": connection})
+
+    pages = run(NangoHook(connection, sleep=waits.append), definition)
+
+    assert [page.records for page in pages] == [[1, 2]]
+    assert [r.path for r in api.requests] == ["/items"]
+
+
+# ------------------------------------------------------------------------------- 2. body cursors and methods
+
+
+@pytest.mark.parametrize("method", ["POST", "PUT", "PATCH", "post", "patch"])
+def test_cursor_in_a_nested_body_field_keeps_the_original_body(
+    api: FixtureServer, hook: NangoHook, method: str
+) -> None:
+    def handler(request: Request) -> Reply:
+        offset = int((request.body.get("page") or {}).get("cursor") or 0)
+        end = offset + request.body["page"]["size"]
+        return Reply(json={"results": CONTACTS[offset:end], "next_cursor": end if end < len(CONTACTS) else None})
+
+    api.route(method, "/search", handler)
+    body = {"filters": [{"property": "email", "operator": "HAS_PROPERTY"}], "page": {"size": 2}}
+    definition = sync(
+        f"{api.url}/search",
+        method=method,
+        body=body,
+        paging_request_path="page.cursor",
+        paging_response_path="next_cursor",
+    )
+
+    pages = run(hook, definition)
+
+    assert [page.records for page in pages] == paged(CONTACTS, 2)
+    assert [r.method for r in api.requests] == [method.upper()] * 3
+    assert [r.body for r in api.requests] == [
+        body,
+        {"filters": body["filters"], "page": {"size": 2, "cursor": 2}},
+        {"filters": body["filters"], "page": {"size": 2, "cursor": 4}},
+    ]
+    assert [r.query for r in api.requests] == [{}, {}, {}]
+    assert body == {"filters": [{"property": "email", "operator": "HAS_PROPERTY"}], "page": {"size": 2}}
+
+
+def test_post_without_a_body_gets_the_cursor_as_the_body(api: FixtureServer, hook: NangoHook) -> None:
+    api.route(
+        "POST",
+        "/search",
+        replies(Reply(json={"results": [1], "next": "c2"}), Reply(json={"results": [2], "next": None})),
+    )
+    definition = sync(
+        f"{api.url}/search", method="POST", paging_request_path="page.cursor", paging_response_path="next"
+    )
+
+    pages = run(hook, definition)
+
+    assert [page.records for page in pages] == [[1], [2]]
+    assert [r.body for r in api.requests] == [None, {"page": {"cursor": "c2"}}]
+
+
+def test_delete_sends_the_cursor_as_a_query_parameter(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("DELETE", "/sessions", cursor_handler(CONTACTS, build=hubspot))
+    definition = sync(
+        f"{api.url}/sessions",
+        method="delete",
+        query_params={"limit": 2},
+        paging_request_path="after",
+        paging_response_path="paging.next.after",
+    )
+
+    pages = run(hook, definition)
+
+    assert [page.records for page in pages] == paged(CONTACTS, 2)
+    assert [(r.method, r.query, r.body) for r in api.requests] == [
+        ("DELETE", {"limit": "2"}, None),
+        ("DELETE", {"limit": "2", "after": "2"}, None),
+        ("DELETE", {"limit": "2", "after": "4"}, None),
+    ]
+
+
+# --------------------------------------------------------------------------------------------- 3. query_params
+
+
+def test_query_params_go_on_the_first_request_only_and_next_urls_are_followed_as_given(
+    api: FixtureServer, hook: NangoHook
+) -> None:
+    api.route(
+        "GET",
+        "/items",
+        replies(
+            Reply(json={"results": [1, 2], "next": f"{api.url}/items?page=2"}),
+            Reply(json={"results": [3], "next": f"{api.url}/items?page=3&sort=id"}),
+            Reply(json={"results": [], "next": None}),
+        ),
+    )
+    definition = sync(f"{api.url}/items", query_params={"limit": 2, "sort": "name"}, paging_response_path="next")
+
+    pages = run(hook, definition)
+
+    assert [page.records for page in pages] == [[1, 2], [3], []]
+    assert [r.query for r in api.requests] == [
+        {"limit": "2", "sort": "name"},
+        {"page": "2"},
+        {"page": "3", "sort": "id"},
+    ]
+
+
+def test_boolean_query_params_are_sent_as_json_literals(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/items", replies(Reply(json={"results": []})))
+
+    run(hook, sync(f"{api.url}/items", query_params={"archived": False, "associations": True}))
+
+    assert [r.query for r in api.requests] == [{"archived": "false", "associations": "true"}]
+
+
+# ------------------------------------------------------------------------------------------ 4. stop and resume
+
+
+@pytest.mark.parametrize(
+    ("paging", "document"),
+    [
+        pytest.param({"paging_request_path": "after"}, {"results": [1]}, id="cursor-missing"),
+        pytest.param({"paging_request_path": "after"}, {"results": [1], "next": None}, id="cursor-null"),
+        pytest.param({"paging_request_path": "after"}, {"results": [1], "next": ""}, id="cursor-empty"),
+        pytest.param({}, {"results": [1]}, id="next-url-missing"),
+        pytest.param({}, {"results": [1], "next": None}, id="next-url-null"),
+        pytest.param({}, {"results": [1], "next": ""}, id="next-url-empty"),
+    ],
+)
+def test_paging_stops_on_a_missing_null_or_empty_value(
+    api: FixtureServer, hook: NangoHook, paging: dict[str, str], document: dict[str, Any]
+) -> None:
+    api.route("GET", "/items", replies(Reply(json=document)))
+
+    pages = run(hook, sync(f"{api.url}/items", paging_response_path="next", **paging))
+
+    assert [(page.number, page.records, page.next_request) for page in pages] == [(1, [1], None)]
+    assert len(api.requests) == 1
+
+
+def test_start_request_and_start_page_resume_a_run(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/contacts", cursor_handler(CONTACTS * 2, build=hubspot))
+    definition = sync(
+        f"{api.url}/contacts",
+        query_params={"limit": 2},
+        paging_request_path="after",
+        paging_response_path="paging.next.after",
+    )
+    start = PageRequest("GET", f"{api.url}/contacts", {"limit": 2, "after": "6"})
+
+    pages = run(hook, definition, start=start, start_page=5)
+
+    assert [page.number for page in pages] == [5, 6]
+    assert [page.records for page in pages] == [CONTACTS[1:3], CONTACTS[3:5]]
+    assert pages[0].request == start
+    assert [r.query for r in api.requests] == [{"limit": "2", "after": "6"}, {"limit": "2", "after": "8"}]
+
+
+def test_a_checkpoint_round_trips_through_to_dict(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("POST", "/search", cursor_handler(CONTACTS, build=hubspot))
+    definition = sync(
+        f"{api.url}/search",
+        method="POST",
+        body={"q": "x"},
+        query_params={"limit": 2},
+        paging_request_path="cursor.after",
+        paging_response_path="paging.next.after",
+    )
+    # the handler pages by the query parameter `after`, absent here: each request gets the first page back
+    first = next(iter(hook.pages(definition)))
+    assert first.next_request is not None
+    checkpoint = json.loads(json.dumps(first.next_request.to_dict()))
+    assert checkpoint == {
+        "method": "POST",
+        "url": f"{api.url}/search",
+        "params": {"limit": 2},
+        "body": {"q": "x", "cursor": {"after": "2"}},
+    }
+    api.requests.clear()
+
+    resumed = next(iter(hook.pages(definition, start=PageRequest.from_dict(checkpoint), start_page=2)))
+
+    assert resumed.number == 2
+    assert resumed.request == first.next_request
+    assert [(r.query, r.body) for r in api.requests] == [({"limit": "2"}, {"q": "x", "cursor": {"after": "2"}})]
+
+
+# --------------------------------------------------------------------------------------------------- 5. errors
+
+
+def test_missing_results_key_names_it_and_lists_the_top_level_keys(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/items", replies(Reply(json={"data": [1], "next": None, "total": 1})))
+
+    with pytest.raises(ResponseError) as raised:
+        run(hook, sync(f"{api.url}/items"))
+
+    message = str(raised.value)
+    assert "'results'" in message
+    assert "['data', 'next', 'total']" in message
+    assert raised.value.sync == "items"
+    assert len(api.requests) == 1
+
+
+def test_response_path_holding_an_object_is_not_a_list(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/items", replies(Reply(json={"data": {"id": 1}})))
+
+    with pytest.raises(ResponseError, match="not a list") as raised:
+        run(hook, sync(f"{api.url}/items", response_path="data"))
+
+    assert "'data'" in str(raised.value)
+    assert "object" in str(raised.value)
+
+
+def test_top_level_list_without_dollar_is_a_clear_error(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/items", replies(Reply(json=[1, 2])))
+
+    with pytest.raises(ResponseError) as raised:
+        run(hook, sync(f"{api.url}/items"))
+
+    message = str(raised.value)
+    assert "got a list" in message
+    assert "response_path '$'" in message
+    assert len(api.requests) == 1
+
+
+def test_html_body_is_not_json_and_is_not_retried(api: FixtureServer, hook: NangoHook, waits: list[float]) -> None:
+    html = b"<!DOCTYPE html><html><body><h1>Maintenance</h1></body></html>"
+    api.route("GET", "/items", replies(Reply(200, body=html, headers={"Content-Type": "text/html; charset=utf-8"})))
+
+    with pytest.raises(ResponseError) as raised:
+        run(hook, sync(f"{api.url}/items"))
+
+    message = str(raised.value)
+    assert "not JSON" in message
+    assert "answered 200" in message
+    assert "text/html; charset=utf-8" in message
+    assert "<!DOCTYPE html><html><body><h1>Maintenance" in message
+    assert len(api.requests) == 1
+    assert waits == []
+
+
+def test_404_is_an_http_error_without_retry(api: FixtureServer, hook: NangoHook, waits: list[float]) -> None:
+    api.route("GET", "/items", replies(Reply(404, {"message": "no such list"})))
+
+    with pytest.raises(HttpError) as raised:
+        run(hook, sync(f"{api.url}/items"))
+
+    assert raised.value.status == 404
+    assert raised.value.response is not None and raised.value.response.status_code == 404
+    assert "404 Not Found" in str(raised.value)
+    assert "no such list" in str(raised.value)
+    assert len(api.requests) == 1
+    assert waits == []
+
+
+def test_a_repeating_cursor_fails_fast(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/items", replies(Reply(json={"results": [1], "paging": {"next": {"after": "stuck-cursor-7"}}})))
+    definition = sync(f"{api.url}/items", paging_request_path="after", paging_response_path="paging.next.after")
+    seen: list[Page] = []
+
+    with pytest.raises(PaginationError) as raised:
+        for page in hook.pages(definition):
+            seen.append(page)
+
+    assert "stuck-cursor-7" in str(raised.value)
+    assert [page.number for page in seen] == [1]
+    assert [r.query for r in api.requests] == [{}, {"after": "stuck-cursor-7"}]
+
+
+def test_a_repeating_next_url_fails_fast(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/items", replies(Reply(json={"results": [1], "next": f"{api.url}/items?page=2"})))
+
+    with pytest.raises(PaginationError, match="page=2"):
+        run(hook, sync(f"{api.url}/items", paging_response_path="next"))
+
+    assert [r.query for r in api.requests] == [{}, {"page": "2"}]
+
+
+def test_a_next_url_looping_back_to_the_first_page_fails_fast(api: FixtureServer, hook: NangoHook) -> None:
+    def handler(request: Request) -> Reply:
+        following = f"{api.url}/items" if request.query.get("page") == "2" else f"{api.url}/items?page=2"
+        return Reply(json={"results": [request.query.get("page", "1")], "next": following})
+
+    api.route("GET", "/items", handler)
+
+    with pytest.raises(PaginationError):
+        run(hook, sync(f"{api.url}/items", paging_response_path="next"))
+
+    assert [r.query for r in api.requests] == [{}, {"page": "2"}]
+
+
+def test_max_pages_exceeded(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/contacts", cursor_handler(CONTACTS, build=hubspot))
+    definition = sync(
+        f"{api.url}/contacts", paging_request_path="after", paging_response_path="paging.next.after", max_pages=2
+    )
+    seen: list[Page] = []
+
+    with pytest.raises(PaginationError, match="max_pages is 2") as raised:
+        for page in hook.pages(definition):
+            seen.append(page)
+
+    assert "page 3" in str(raised.value)
+    assert [page.records for page in seen] == paged(CONTACTS, 2)[:2]
+    assert len(api.requests) == 2
+
+
+def test_exactly_max_pages_is_fine(api: FixtureServer, hook: NangoHook) -> None:
+    api.route("GET", "/contacts", cursor_handler(CONTACTS, build=hubspot))
+    definition = sync(
+        f"{api.url}/contacts", paging_request_path="after", paging_response_path="paging.next.after", max_pages=3
+    )
+
+    assert [page.records for page in run(hook, definition)] == paged(CONTACTS, 2)
+
+
+# -------------------------------------------------------------------------------------------------- 6. retries
+
+
+def test_429_waits_at_least_retry_after(
+    api: FixtureServer,
+    hook: NangoHook,
+    waits: list[float],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    api.route(
+        "GET",
+        "/items",
+        replies(Reply(429, {"message": "slow down"}, headers={"Retry-After": "2"}), Reply(json={"results": [1]})),
+    )
+
+    pages = run(hook, sync(f"{api.url}/items", request_backoff_seconds=0.01))
+
+    assert [page.records for page in pages] == [[1]]
+    assert waits == [2.0]
+    assert len(api.requests) == 2
+    lines = retry_lines(logged(caplog, capfd))
+    assert len(lines) == 1
+    assert "429 Too Many Requests" in lines[0]
+    assert "retry 1 of 5 in 2.0 s" in lines[0]
+    assert "page 1" in lines[0]
+
+
+@pytest.mark.parametrize("headers", [{"Retry-After": "0"}, {}], ids=["retry-after-0", "no-retry-after"])
+def test_429_without_a_useful_retry_after_still_backs_off(
+    api: FixtureServer, hook: NangoHook, waits: list[float], headers: dict[str, str]
+) -> None:
+    api.route("GET", "/items", replies(Reply(429, {}, headers=headers), Reply(json={"results": [1]})))
+
+    pages = run(hook, sync(f"{api.url}/items", request_backoff_seconds=0.01))
+
+    assert [page.records for page in pages] == [[1]]
+    assert len(waits) == 1
+    assert 0.005 <= waits[0] <= 0.01
+    assert len(api.requests) == 2
+
+
+def test_retry_after_as_an_http_date(api: FixtureServer, hook: NangoHook, waits: list[float]) -> None:
+    when = email.utils.formatdate(time.time() + 4, usegmt=True)
+    api.route("GET", "/items", replies(Reply(503, {}, headers={"Retry-After": when}), Reply(json={"results": [1]})))
+
+    pages = run(hook, sync(f"{api.url}/items", request_backoff_seconds=0.01))
+
+    assert [page.records for page in pages] == [[1]]
+    assert len(waits) == 1
+    assert 2.5 <= waits[0] <= 4.0
+
+
+def test_503_twice_then_success(
+    api: FixtureServer,
+    hook: NangoHook,
+    waits: list[float],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    api.route("GET", "/items", replies(Reply(503, {}), Reply(503, {}), Reply(json={"results": [1, 2]})))
+
+    pages = run(hook, sync(f"{api.url}/items", request_backoff_seconds=0.01))
+
+    assert [page.records for page in pages] == [[1, 2]]
+    assert len(api.requests) == 3
+    assert len(waits) == 2
+    assert 0.005 <= waits[0] <= 0.01
+    assert 0.01 <= waits[1] <= 0.02  # doubled
+    lines = retry_lines(logged(caplog, capfd))
+    assert len(lines) == 2
+    assert all("503 Service Unavailable" in line for line in lines)
+    assert "retry 1 of 5 in 0.0 s" in lines[0]
+    assert "retry 2 of 5 in 0.0 s" in lines[1]
+
+
+def test_dropped_connection_then_success(
+    api: FixtureServer,
+    hook: NangoHook,
+    waits: list[float],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    api.route("GET", "/items", replies(Reply(drop=True), Reply(json={"results": [1]})))
+
+    pages = run(hook, sync(f"{api.url}/items", request_backoff_seconds=0.01))
+
+    assert [page.records for page in pages] == [[1]]
+    assert len(api.requests) == 2
+    assert len(waits) == 1
+    lines = retry_lines(logged(caplog, capfd))
+    assert len(lines) == 1
+    assert f"ConnectionError on GET {api.url}/items (page 1)" in lines[0]
+
+
+def test_truncated_body_then_success(api: FixtureServer, hook: NangoHook, waits: list[float]) -> None:
+    api.route(
+        "GET",
+        "/items",
+        replies(Reply(json={"results": CONTACTS}, truncate=10), Reply(json={"results": CONTACTS})),
+    )
+
+    pages = run(hook, sync(f"{api.url}/items", request_backoff_seconds=0.01))
+
+    assert [page.records for page in pages] == [CONTACTS]
+    assert len(api.requests) == 2
+    assert len(waits) == 1
+
+
+def test_read_timeout_then_success(
+    api: FixtureServer,
+    hook: NangoHook,
+    waits: list[float],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    calls: list[Request] = []
+
+    def handler(request: Request) -> Reply:
+        calls.append(request)
+        if len(calls) == 1:
+            time.sleep(0.8)
+        return Reply(json={"results": [len(calls)]})
+
+    api.route("GET", "/items", handler)
+
+    started = time.monotonic()
+    pages = run(hook, sync(f"{api.url}/items", request_timeout=0.3, request_backoff_seconds=0.01))
+
+    assert time.monotonic() - started < 0.8
+    assert [page.records for page in pages] == [[2]]
+    assert len(api.requests) == 2
+    assert len(waits) == 1
+    lines = retry_lines(logged(caplog, capfd))
+    assert len(lines) == 1
+    assert "Timeout" in lines[0]
+
+
+def test_retries_exhausted(api: FixtureServer, hook: NangoHook, waits: list[float]) -> None:
+    api.route("GET", "/items", replies(Reply(503, {"message": "down"})))
+
+    with pytest.raises(HttpError) as raised:
+        run(hook, sync(f"{api.url}/items", request_retries=2, request_backoff_seconds=0.01))
+
+    assert raised.value.status == 503
+    assert "503 Service Unavailable" in str(raised.value)
+    assert len(api.requests) == 3
+    assert len(waits) == 2
+
+
+def test_no_retries_at_all(api: FixtureServer, hook: NangoHook, waits: list[float]) -> None:
+    api.route("GET", "/items", replies(Reply(500, {})))
+
+    with pytest.raises(HttpError) as raised:
+        run(hook, sync(f"{api.url}/items", request_retries=0))
+
+    assert raised.value.status == 500
+    assert len(api.requests) == 1
+    assert waits == []
+
+
+def test_dropped_connection_every_time_is_an_http_error_with_status_0(
+    api: FixtureServer, hook: NangoHook, waits: list[float]
+) -> None:
+    api.route("GET", "/items", replies(Reply(drop=True)))
+
+    with pytest.raises(HttpError) as raised:
+        run(hook, sync(f"{api.url}/items", request_retries=1, request_backoff_seconds=0.01))
+
+    assert raised.value.status == 0
+    assert f"ConnectionError on GET {api.url}/items (page 1)" in str(raised.value)
+    assert len(api.requests) == 2
+    assert len(waits) == 1
+
+
+def test_retry_time_bound_stops_before_a_wait_that_would_pass_it(
+    api: FixtureServer, hook: NangoHook, waits: list[float]
+) -> None:
+    api.route("GET", "/items", replies(Reply(429, {}, headers={"Retry-After": "30"})))
+
+    with pytest.raises(HttpError) as raised:
+        run(hook, sync(f"{api.url}/items", request_retry_max_seconds=5, request_backoff_seconds=0.01))
+
+    assert raised.value.status == 429
+    assert len(api.requests) == 1
+    assert waits == []
+
+
+def test_retry_time_bound_counts_real_waits(api: FixtureServer) -> None:
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        time.sleep(seconds)
+
+    api.route("GET", "/items", replies(Reply(503, {})))
+    definition = sync(
+        f"{api.url}/items", request_retries=10, request_backoff_seconds=0.05, request_retry_max_seconds=0.3
+    )
+
+    with pytest.raises(HttpError) as raised:
+        run(NangoHook(sleep=sleep), definition)
+
+    assert raised.value.status == 503
+    assert 0 < sum(waits) <= 0.3
+    assert len(api.requests) == len(waits) + 1 < 11
+
+
+# -------------------------------------------------------------------------------------------------- 7. secrets
+
+
+def test_secrets_never_reach_error_messages_or_retry_logs(
+    api: FixtureServer,
+    hook: NangoHook,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    api.route(
+        "GET",
+        "/items",
+        replies(
+            Reply(json={"results": [1], "next": f"{api.url}/items?page=2&api_key={API_KEY}"}),
+            Reply(503, {"message": "down"}),
+        ),
+    )
+    definition = sync(
+        f"{api.url}/items",
+        headers={"Authorization": f"Bearer {BEARER}"},
+        query_params={"api_key": API_KEY},
+        paging_response_path="next",
+        request_retries=2,
+        request_backoff_seconds=0.01,
+    )
+    seen: list[Page] = []
+
+    with pytest.raises(HttpError) as raised:
+        for page in hook.pages(definition):
+            seen.append(page)
+
+    # the secrets really were sent
+    assert [r.query for r in api.requests] == [{"api_key": API_KEY}] + [{"page": "2", "api_key": API_KEY}] * 3
+    assert {r.headers["Authorization"] for r in api.requests} == {f"Bearer {BEARER}"}
+    message = str(raised.value)
+    assert raised.value.status == 503
+    assert f"GET {api.url}/items?page=2&api_key=*** (page 2)" in message
+    assert seen[0].url == f"{api.url}/items?api_key=***"
+    text = logged(caplog, capfd)
+    lines = retry_lines(text)
+    assert len(lines) == 2
+    for shown in (message, text, *lines):
+        assert BEARER not in shown
+        assert API_KEY not in shown
+
+
+def test_secrets_never_reach_a_connection_error_message(
+    hook: NangoHook, waits: list[float], caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    definition = sync(
+        f"http://127.0.0.1:{free_port()}/items",
+        headers={"Authorization": f"Bearer {BEARER}"},
+        query_params={"api_key": API_KEY},
+        request_retries=1,
+        request_backoff_seconds=0.01,
+    )
+
+    with pytest.raises(HttpError) as raised:
+        run(hook, definition)
+
+    assert raised.value.status == 0
+    assert len(waits) == 1
+    for shown in (str(raised.value), logged(caplog, capfd)):
+        assert BEARER not in shown
+        assert API_KEY not in shown
