@@ -51,9 +51,7 @@ def fields(api: FixtureServer, **extra: Any) -> dict[str, Any]:
     }
 
 
-def test_a_retried_try_resumes_at_the_failed_page_and_ends_as_an_uninterrupted_run(
-    db: str, api: FixtureServer
-) -> None:
+def test_a_retried_try_resumes_at_the_failed_page_and_ends_as_an_uninterrupted_run(db: str, api: FixtureServer) -> None:
     server = PagedItems(api, count=30)
     server.fail_on = 4
     with pytest.raises(HttpError, match="400"):
@@ -97,9 +95,7 @@ def test_full_refresh_ignores_the_checkpoint(db: str, api: FixtureServer) -> Non
     assert counts == {"pages": 3, "fetched": 15, "added": 10, "updated": 0, "unchanged": 5, "deleted": 0}
 
 
-def test_postgres_dropping_the_connection_fails_clearly_and_the_retry_completes(
-    db: str, api: FixtureServer
-) -> None:
+def test_postgres_dropping_the_connection_fails_clearly_and_the_retry_completes(db: str, api: FixtureServer) -> None:
     server = PagedItems(api, count=25)
 
     def kill_sync_connections() -> None:

@@ -123,7 +123,7 @@ def test_custom_table_creates_its_schema(db: str, api: FixtureServer) -> None:
 
 def test_awkward_values_are_stored_exactly(db: str, api: FixtureServer) -> None:
     awkward = [
-        {"id": "o'brien", "name": "O'Brien \"quoted\"", "emoji": "Zoë 🚀", "big": 2**62, "neg": -(2**62)},
+        {"id": "o'brien", "name": 'O\'Brien "quoted"', "emoji": "Zoë 🚀", "big": 2**62, "neg": -(2**62)},
         {"id": "tab\tand\nnewline", "path": "C:\\temp\\new", "nested": {"deep": [1, [2, [3]]]}, "none": None},
         {"id": "'); DROP TABLE nango.items; --", "sql": "'; DELETE FROM nango._nango_jobs; --"},
         {"id": 1.5, "float": 0.1, "exp": 1e300, "bool": True},
