@@ -14,10 +14,12 @@ import shutil
 import socket
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
 logging.getLogger("pgserver").setLevel(logging.WARNING)
+warnings.filterwarnings("ignore", message=".*XDG_RUNTIME_DIR")
 
 
 def free_port() -> int:
