@@ -54,6 +54,7 @@ def local_environment(api_records: int = 3000, api_port: int = 0) -> Iterator[Lo
             "AIRFLOW_CONN_NANGO_DEMO_API": json.dumps({"conn_type": "nango", "host": api.url}),
             "NANGO_SYNCS_PATH": str(EXAMPLES / "syncs"),
             "PYTHONWARNINGS": "ignore",
+            "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),
         }
         environment = LocalEnvironment(postgres, api, Path(home), env)
         environment.airflow("db", "migrate")
