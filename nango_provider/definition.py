@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import yaml
 
 from nango_provider.exceptions import PathError, SyncDefinitionError
 from nango_provider.paths import compile_path
-from nango_provider.redaction import redact_mapping, redact_url
+from nango_provider.redaction import redact_json, redact_mapping, redact_url
 
 SYNC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -110,7 +111,7 @@ class SyncDefinition:
         shown["url"] = redact_url(self.url)
         shown["headers"] = redact_mapping(self.headers)
         shown["query_params"] = redact_mapping(self.query_params)
-        shown["body"] = redact_mapping(self.body) if isinstance(self.body, Mapping) else self.body
+        shown["body"] = redact_json(self.body)
         if isinstance(self.frequency, timedelta):
             shown["frequency"] = str(self.frequency)
         return shown
@@ -135,12 +136,12 @@ class _Validator:
         return SyncDefinitionError(self.name, field_name, message, source=self.source)
 
     def build(self, fields: Mapping[str, Any]) -> SyncDefinition:
-        if not isinstance(self.name, str) or not SYNC_NAME.match(self.name):
+        if not isinstance(self.name, str) or not SYNC_NAME.fullmatch(self.name):
             raise self.fail(None, "a sync name must match ^[a-z][a-z0-9_]*$ (lowercase, digits, underscores)")
         if not isinstance(fields, Mapping):
             raise self.fail(None, f"expected a mapping of fields, got {type(fields).__name__}")
         self.refuse_unknown(fields)
-        if "url" not in fields:
+        if fields.get("url") is None:
             raise self.fail("url", "is required")
         values = {key: value for key, value in fields.items() if value is not None or key == "frequency"}
         method = self.method(values.get("method", "GET"))
@@ -188,16 +189,20 @@ class _Validator:
             raise self.fail("url", f"expected a non-empty string, got {value!r}")
         if "{{" in value:
             return value  # templated: checked again once Airflow has rendered it
+        shown = redact_url(value)
         if any(char.isspace() for char in value):
-            raise self.fail("url", f"expected a URL without spaces, got {redact_url(value)!r}")
-        parts = urlsplit(value)
+            raise self.fail("url", f"expected a URL without spaces, got {shown!r}")
+        try:
+            parts = urlsplit(value)
+        except ValueError as error:
+            raise self.fail("url", f"expected a URL, got {shown!r} ({error})") from None
         if parts.scheme or value.startswith("//"):
             if parts.scheme not in ("http", "https") or not parts.netloc:
-                raise self.fail("url", f"expected an http:// or https:// URL with a host, got {value!r}")
+                raise self.fail("url", f"expected an http:// or https:// URL with a host, got {shown!r}")
         elif http_conn_id is None:
             raise self.fail(
                 "url",
-                f"{value!r} is relative: set http_conn_id to the connection that holds the API's host, "
+                f"{shown!r} is relative: set http_conn_id to the connection that holds the API's host, "
                 "or write an absolute http(s):// URL",
             )
         return value
@@ -258,7 +263,7 @@ class _Validator:
             return None
         parts = value.split(".") if isinstance(value, str) else []
         valid = 1 <= len(parts) <= 2 and all(
-            IDENTIFIER.match(part) and len(part) <= MAX_IDENTIFIER_LENGTH for part in parts
+            IDENTIFIER.fullmatch(part) and len(part) <= MAX_IDENTIFIER_LENGTH for part in parts
         )
         if not valid:
             raise self.fail(
@@ -288,7 +293,7 @@ class _Validator:
 
     def positive_number(self, values: Mapping[str, Any], field_name: str, default: float) -> float:
         value = values.get(field_name, default)
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
             raise self.fail(field_name, f"expected a number of seconds > 0, got {value!r}")
         return float(value)
 
@@ -348,7 +353,10 @@ def parse_frequency(value: Any) -> Schedule:
         amount = int(duration.group(1))
         if amount <= 0:
             raise ValueError(f"expected a positive duration, got {value!r}")
-        return timedelta(**{_DURATION_UNITS[duration.group(2).lower()]: amount})
+        try:
+            return timedelta(**{_DURATION_UNITS[duration.group(2).lower()]: amount})
+        except OverflowError:
+            raise ValueError(f"expected a duration of less than a million years, got {value!r}") from None
     if _is_cron(text):
         return text
     raise ValueError(
@@ -367,7 +375,9 @@ def load_definitions_file(path: str | Path) -> list[SyncDefinition]:
     """Read one YAML file holding ``syncs:`` (sync name -> fields) and validate every definition in it."""
     source = str(path)
     try:
-        document = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_yaml_loader())
+        document = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+    except UnicodeDecodeError as error:
+        raise SyncDefinitionError("?", None, f"not UTF-8 text: {error}", source=source) from None
     except yaml.YAMLError as error:
         raise SyncDefinitionError("?", None, f"not valid YAML: {error}", source=source) from None
     if not isinstance(document, Mapping) or not isinstance(document.get("syncs"), Mapping):
@@ -383,5 +393,16 @@ def load_definitions_file(path: str | Path) -> list[SyncDefinition]:
     ]
 
 
-def _yaml_loader() -> type[yaml.SafeLoader]:
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
+    """YAML's safe loader (the C one when available), refusing a key written twice in one mapping."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)

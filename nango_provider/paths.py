@@ -17,7 +17,7 @@ from nango_provider.exceptions import PathError
 MISSING: Final = object()
 """Returned by :meth:`CompiledPath.get` when the path does not exist in the document."""
 
-_DOT_SEGMENT = re.compile(r"^[^.\s]+$")
+_DOT_SEGMENT = re.compile(r"[^.\s]+")
 _MULTI_MATCH_HINTS = ("*", "..", "?", ":")
 
 
@@ -74,15 +74,19 @@ def _get_by_segments(document: Any, segments: tuple[str, ...]) -> Any:
     return value
 
 
-@lru_cache(maxsize=1024)
 def compile_path(expression: str) -> CompiledPath:
     """Compile ``expression``; raise :class:`PathError` with the reason when it is not a valid path."""
     if not isinstance(expression, str) or not expression.strip():
         raise PathError(f"a path must be a non-empty string, got {expression!r}")
+    return _compile(expression)
+
+
+@lru_cache(maxsize=1024)
+def _compile(expression: str) -> CompiledPath:
     if expression.startswith("$"):
         return CompiledPath(expression, None, _parse_jsonpath(expression))
     segments = tuple(expression.split("."))
-    bad = [segment for segment in segments if not _DOT_SEGMENT.match(segment)]
+    bad = [segment for segment in segments if not _DOT_SEGMENT.fullmatch(segment)]
     if bad:
         raise PathError(
             f"{expression!r} is not a dot path: segments must be non-empty and without spaces "

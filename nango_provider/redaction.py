@@ -25,14 +25,15 @@ def redact_mapping(values: Mapping[str, Any] | None) -> dict[str, Any]:
     """A copy of ``values`` with every secret-looking entry replaced by ``***``, recursively."""
     if not values:
         return {}
-    return {key: REDACTED if is_secret_name(str(key)) else _redact_value(value) for key, value in values.items()}
+    return {key: REDACTED if is_secret_name(str(key)) else redact_json(value) for key, value in values.items()}
 
 
-def _redact_value(value: Any) -> Any:
+def redact_json(value: Any) -> Any:
+    """A copy of decoded JSON with every secret-looking object field replaced by ``***``, at any depth."""
     if isinstance(value, Mapping):
         return redact_mapping(value)
     if isinstance(value, list):
-        return [_redact_value(item) for item in value]
+        return [redact_json(item) for item in value]
     return value
 
 

@@ -76,10 +76,20 @@ def _key_of(record: Any, unique_key: CompiledPath, sync: str, page: int, positio
 
 def _encode(record: Any, sync: str, page: int, position: int) -> bytes:
     data = _ENCODER.encode(record)
-    if _NUL in data:
+    if _NUL in data and _holds_nul(record):  # the byte check is cheap; the walk confirms (``\\u0000`` is fine)
         raise RecordError(
             f"page {page}, record {position}: contains a NUL character (\\u0000), which Postgres cannot store "
             "in jsonb; the page was not written",
             sync=sync,
         )
     return data
+
+
+def _holds_nul(value: Any) -> bool:
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, dict):
+        return any(_holds_nul(key) or _holds_nul(item) for key, item in value.items())
+    if isinstance(value, list):
+        return any(_holds_nul(item) for item in value)
+    return False

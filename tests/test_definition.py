@@ -1,0 +1,626 @@
+"""Unit tests of nango_provider/definition.py: fields, defaults, validation messages, frequency, YAML loading."""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from nango_provider.definition import FIELD_NAMES, SyncDefinition, load_definitions_file, parse_frequency
+from nango_provider.exceptions import SyncDefinitionError
+
+URL = "https://api.example.com/v1/items"
+NAME = "demo"
+
+
+def build(fields: Mapping[str, Any], name: str = NAME) -> SyncDefinition:
+    return SyncDefinition.from_mapping(name, fields)
+
+
+def refused(fields: Mapping[str, Any], field: str | None, message: str, name: str = NAME) -> SyncDefinitionError:
+    """Assert ``fields`` is refused for ``field`` with ``message`` in the text; return the error."""
+    with pytest.raises(SyncDefinitionError) as info:
+        SyncDefinition.from_mapping(name, fields)
+    error = info.value
+    assert error.sync == name
+    assert error.field == field
+    text = str(error)
+    assert f"sync {name!r}" in text
+    if field is not None:
+        assert f"field {field!r}" in text
+    assert message in text, text
+    return error
+
+
+# --- fields and defaults -----------------------------------------------------------------------------------
+
+
+def test_every_field_is_read() -> None:
+    definition = build(
+        {
+            "url": URL,
+            "method": "post",
+            "headers": {"Accept": "application/json", "X-Page-Size": 100},
+            "query_params": {"limit": 100, "types": ["a", "b"], "archived": False},
+            "body": {"filter": {"active": True}, "page": {"size": 50}},
+            "response_path": "data.items",
+            "unique_key": "meta.id",
+            "paging_request_path": "page.cursor",
+            "paging_response_path": "paging.next.after",
+            "frequency": "15m",
+            "table": "raw.items",
+            "http_conn_id": "my_api",
+            "postgres_conn_id": "warehouse",
+            "max_total": 500,
+            "request_retries": 0,
+            "request_retry_max_seconds": 10,
+            "request_backoff_seconds": 0.5,
+            "request_timeout": 30,
+            "max_pages": 10,
+        }
+    )
+    assert definition == SyncDefinition(
+        name=NAME,
+        url=URL,
+        method="POST",
+        headers={"Accept": "application/json", "X-Page-Size": "100"},
+        query_params={"limit": 100, "types": ["a", "b"], "archived": "false"},
+        body={"filter": {"active": True}, "page": {"size": 50}},
+        response_path="data.items",
+        unique_key="meta.id",
+        paging_request_path="page.cursor",
+        paging_response_path="paging.next.after",
+        frequency=timedelta(minutes=15),
+        table="raw.items",
+        http_conn_id="my_api",
+        postgres_conn_id="warehouse",
+        max_total=500,
+        request_retries=0,
+        request_retry_max_seconds=10.0,
+        request_backoff_seconds=0.5,
+        request_timeout=30.0,
+        max_pages=10,
+    )
+    assert definition.dag_id == "nango_sync_demo"
+    assert definition.qualified_table == ("raw", "items")
+    assert definition.records_path == "data.items"
+    assert definition.uses_body_cursor is True
+    assert isinstance(definition.request_timeout, float)
+
+
+def test_defaults() -> None:
+    definition = build({"url": URL})
+    assert definition.name == NAME
+    assert definition.url == URL
+    assert definition.method == "GET"
+    assert definition.headers == {}
+    assert definition.query_params == {}
+    assert definition.body is None
+    assert definition.response_path is None
+    assert definition.records_path == "results"
+    assert definition.unique_key is None
+    assert definition.paging_request_path is None
+    assert definition.paging_response_path is None
+    assert definition.frequency == timedelta(hours=1)
+    assert definition.table is None
+    assert definition.qualified_table == ("nango", NAME)
+    assert definition.schema_name == "nango"
+    assert definition.table_name == NAME
+    assert definition.http_conn_id is None
+    assert definition.postgres_conn_id == "postgres_default"
+    assert definition.max_total is None
+    assert definition.request_retries == 5
+    assert definition.request_retry_max_seconds == 300.0
+    assert definition.request_backoff_seconds == 1.0
+    assert definition.request_timeout == 60.0
+    assert definition.max_pages == 100_000
+    assert definition.uses_body_cursor is False
+    assert definition.dag_id == "nango_sync_demo"
+
+
+def test_null_fields_take_their_defaults() -> None:
+    definition = build({"url": URL, "method": None, "postgres_conn_id": None, "headers": None, "table": None})
+    assert definition.method == "GET"
+    assert definition.postgres_conn_id == "postgres_default"
+    assert definition.headers == {}
+    assert definition.qualified_table == ("nango", NAME)
+
+
+def test_frequency_null_means_triggered_only() -> None:
+    assert build({"url": URL, "frequency": None}).frequency is None
+
+
+@pytest.mark.parametrize(
+    ("table", "expected"),
+    [("x", ("nango", "x")), ("schema.x", ("schema", "x")), ("a.b", ("a", "b")), ("b", ("nango", "b"))],
+)
+def test_qualified_table(table: str, expected: tuple[str, str]) -> None:
+    definition = build({"url": URL, "table": table})
+    assert definition.table == table
+    assert definition.qualified_table == expected
+    assert (definition.schema_name, definition.table_name) == expected
+
+
+def test_table_name_of_63_characters_is_accepted() -> None:
+    assert build({"url": URL, "table": "t" * 63}).table_name == "t" * 63
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"), [("get", "GET"), ("Get", "GET"), ("DELETE", "DELETE"), ("pAtCh", "PATCH")]
+)
+def test_method_in_any_case(written: str, expected: str) -> None:
+    assert build({"url": URL, "method": written}).method == expected
+
+
+def test_source_prefixes_the_message() -> None:
+    with pytest.raises(SyncDefinitionError) as info:
+        SyncDefinition.from_mapping(NAME, {}, source="syncs/demo.yaml")
+    assert info.value.source == "syncs/demo.yaml"
+    assert str(info.value) == "syncs/demo.yaml: sync 'demo', field 'url': is required"
+
+
+# --- unknown fields ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "nearest"),
+    [
+        ("paging_respone_path", "paging_response_path"),
+        ("paging_requests_path", "paging_request_path"),
+        ("respose_path", "response_path"),
+        ("uniqe_key", "unique_key"),
+    ],
+)
+def test_unknown_field_suggests_the_nearest(written: str, nearest: str) -> None:
+    error = refused({"url": URL, written: "x"}, written, f"unknown field; did you mean {nearest!r}?")
+    assert error.detail == f"unknown field; did you mean {nearest!r}?"
+
+
+def test_unknown_field_without_a_near_name_lists_the_valid_ones() -> None:
+    error = refused({"url": URL, "zzzzzz": 1}, "zzzzzz", "unknown field; valid fields: url, method, headers")
+    assert error.detail == f"unknown field; valid fields: {', '.join(FIELD_NAMES)}"
+
+
+# --- url -----------------------------------------------------------------------------------------------------
+
+
+def test_missing_url() -> None:
+    error = refused({"method": "GET"}, "url", "is required")
+    assert error.detail == "is required"
+
+
+@pytest.mark.parametrize(("value", "shown"), [(42, "42"), ("", "''"), ("   ", "'   '"), (["x"], "['x']")])
+def test_url_not_a_non_empty_string(value: Any, shown: str) -> None:
+    refused({"url": value}, "url", f"expected a non-empty string, got {shown}")
+
+
+@pytest.mark.parametrize("url", ["ftp://example.com/file", "http://", "https:///path", "//example.com/x", "mailto:a@b"])
+def test_url_not_http(url: str) -> None:
+    refused({"url": url}, "url", f"expected an http:// or https:// URL with a host, got {url!r}")
+
+
+def test_url_with_spaces() -> None:
+    refused({"url": "https://api.example.com/v1/my items"}, "url", "expected a URL without spaces")
+
+
+def test_relative_url_needs_http_conn_id() -> None:
+    refused({"url": "/v1/items"}, "url", "'/v1/items' is relative: set http_conn_id")
+    definition = build({"url": "/v1/items", "http_conn_id": "my_api"})
+    assert (definition.url, definition.http_conn_id) == ("/v1/items", "my_api")
+
+
+@pytest.mark.parametrize("url", ["https://api.example.com/{{ params.path }}", "{{ var.value.api_base }}/items"])
+def test_templated_url_is_accepted_as_written(url: str) -> None:
+    assert build({"url": url}).url == url
+
+
+def test_url_null_is_refused_as_required() -> None:
+    refused({"url": None}, "url", "")
+
+
+def test_unparseable_url_is_a_definition_error() -> None:
+    refused({"url": "http://[abc/x"}, "url", "http://[abc/x")
+
+
+@pytest.mark.parametrize("url", ["ftp://user:hunter22@example.com/x", "/v1/items?api_key=SECRET123"])
+def test_url_errors_do_not_show_secrets(url: str) -> None:
+    with pytest.raises(SyncDefinitionError) as info:
+        build({"url": url})
+    assert "hunter22" not in str(info.value)
+    assert "SECRET123" not in str(info.value)
+
+
+# --- method, headers, query_params, body --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("value", "shown"), [("FETCH", "'FETCH'"), ("", "''"), (1, "1")])
+def test_bad_method(value: Any, shown: str) -> None:
+    refused(
+        {"url": URL, "method": value},
+        "method",
+        f"expected one of GET, POST, PUT, PATCH, DELETE (any case), got {shown}",
+    )
+
+
+@pytest.mark.parametrize(("value", "type_name"), [(["Accept: x"], "list"), ("Accept: x", "str")])
+def test_headers_not_a_mapping(value: Any, type_name: str) -> None:
+    refused({"url": URL, "headers": value}, "headers", f"expected a mapping of names to values, got {type_name}")
+
+
+@pytest.mark.parametrize(("value", "type_name"), [({"a": 1}, "dict"), (True, "bool"), (["x"], "list")])
+def test_header_value_not_a_string(value: Any, type_name: str) -> None:
+    refused(
+        {"url": URL, "headers": {"X-A": value}}, "headers", f"header 'X-A': expected a string value, got {type_name}"
+    )
+
+
+def test_query_params_booleans_are_spelled_as_json() -> None:
+    definition = build({"url": URL, "query_params": {"archived": False, "active": True, "flags": [True, 1, "x"]}})
+    assert definition.query_params == {"archived": "false", "active": "true", "flags": ["true", 1, "x"]}
+
+
+def test_query_params_value_a_dict() -> None:
+    refused(
+        {"url": URL, "query_params": {"filter": {"a": 1}}},
+        "query_params",
+        "parameter 'filter': expected a scalar or a list of scalars, got {'a': 1}",
+    )
+
+
+def test_query_params_not_a_mapping() -> None:
+    refused({"url": URL, "query_params": [1]}, "query_params", "expected a mapping of names to values, got list")
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_body_without_a_body_method(method: str) -> None:
+    refused(
+        {"url": URL, "method": method, "body": {"a": 1}},
+        "body",
+        f"a {method} request has no body; use POST, PUT or PATCH, or query_params",
+    )
+
+
+@pytest.mark.parametrize(
+    "body", [{"when": datetime.date(2024, 1, 1)}, {1: "non-string key"}, {"tags": {"a", "b"}}, object()]
+)
+def test_body_not_json(body: Any) -> None:
+    refused({"url": URL, "method": "POST", "body": body}, "body", "expected JSON-encodable data")
+
+
+@pytest.mark.parametrize("body", [{"a": [1, 2.5, None, True, "x"]}, [1, 2], "text", 3])
+def test_json_bodies_are_accepted(body: Any) -> None:
+    assert build({"url": URL, "method": "PUT", "body": body}).body == body
+
+
+# --- paths and paging ---------------------------------------------------------------------------------------
+
+
+def test_paging_request_path_needs_paging_response_path() -> None:
+    refused(
+        {"url": URL, "paging_request_path": "cursor"},
+        "paging_request_path",
+        "needs paging_response_path too: where in the response the cursor to send back is found",
+    )
+
+
+def test_cursor_in_a_list_body_is_refused() -> None:
+    refused(
+        {
+            "url": URL,
+            "method": "POST",
+            "body": [1, 2],
+            "paging_request_path": "cursor",
+            "paging_response_path": "next",
+        },
+        "body",
+        "the cursor goes into the POST body, so the body must be a JSON object",
+    )
+
+
+def test_cursor_in_the_query_with_a_jsonpath_response_path() -> None:
+    definition = build({"url": URL, "paging_request_path": "after", "paging_response_path": "$.paging.next.after"})
+    assert (definition.paging_request_path, definition.paging_response_path) == ("after", "$.paging.next.after")
+
+
+@pytest.mark.parametrize("field", ["unique_key", "paging_request_path"])
+def test_jsonpath_is_refused_where_a_dot_path_is_needed(field: str) -> None:
+    fields: dict[str, Any] = {"url": URL, field: "$.id", "paging_response_path": "next"}
+    refused(fields, field, "expected a dot path such as 'id' or 'paging.next.after', got '$.id'")
+
+
+@pytest.mark.parametrize("field", ["response_path", "paging_response_path"])
+def test_bad_jsonpath(field: str) -> None:
+    refused({"url": URL, field: "$["}, field, "'$[' is not valid JSONPath")
+
+
+def test_bad_dot_path() -> None:
+    refused({"url": URL, "unique_key": "a..b"}, "unique_key", "'a..b' is not a dot path")
+
+
+def test_path_not_a_string() -> None:
+    refused({"url": URL, "response_path": 5}, "response_path", "expected a path string, got int")
+
+
+def test_jsonpath_response_path_is_accepted() -> None:
+    assert build({"url": URL, "response_path": "$.data[*]"}).records_path == "$.data[*]"
+
+
+# --- table, connections, numbers, names ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", ["a.b.c", "1abc", "a-b", "t" * 64, "s." + "t" * 64, "", "a.", ".a", 5])
+def test_bad_table(table: Any) -> None:
+    refused({"url": URL, "table": table}, "table", "expected 'schema.table' or 'table', each a Postgres identifier")
+
+
+@pytest.mark.parametrize("table", ["_nango_jobs", "nango._nango_jobs", "raw._nango_anything"])
+def test_reserved_table(table: str) -> None:
+    refused(
+        {"url": URL, "table": table},
+        "table",
+        f"names starting with '_nango_' are reserved for bookkeeping, got {table!r}",
+    )
+
+
+def test_table_with_trailing_newline_is_refused() -> None:
+    refused({"url": URL, "table": "items\n"}, "table", "expected 'schema.table' or 'table'")
+
+
+@pytest.mark.parametrize(("value", "shown"), [(0, "0"), (-1, "-1"), ("10", "'10'"), (True, "True"), (1.5, "1.5")])
+def test_bad_max_total(value: Any, shown: str) -> None:
+    refused({"url": URL, "max_total": value}, "max_total", f"expected an integer >= 1, got {shown}")
+
+
+def test_max_total_one_is_accepted() -> None:
+    assert build({"url": URL, "max_total": 1}).max_total == 1
+
+
+def test_request_retries_may_be_zero_but_not_negative() -> None:
+    assert build({"url": URL, "request_retries": 0}).request_retries == 0
+    refused({"url": URL, "request_retries": -1}, "request_retries", "expected an integer >= 0, got -1")
+
+
+@pytest.mark.parametrize("field", ["request_timeout", "request_backoff_seconds", "request_retry_max_seconds"])
+@pytest.mark.parametrize(("value", "shown"), [(0, "0"), (-2.5, "-2.5"), ("5", "'5'"), (False, "False")])
+def test_bad_seconds(field: str, value: Any, shown: str) -> None:
+    refused({"url": URL, field: value}, field, f"expected a number of seconds > 0, got {shown}")
+
+
+def test_nan_seconds_are_refused() -> None:
+    refused({"url": URL, "request_timeout": float("nan")}, "request_timeout", "expected a number of seconds > 0")
+
+
+@pytest.mark.parametrize("field", ["http_conn_id", "postgres_conn_id"])
+@pytest.mark.parametrize(("value", "shown"), [("", "''"), (" ", "' '"), (5, "5")])
+def test_bad_connection_id(field: str, value: Any, shown: str) -> None:
+    refused({"url": URL, field: value}, field, f"expected a connection id (a non-empty string), got {shown}")
+
+
+@pytest.mark.parametrize("name", ["Pokemon", "1abc", "a-b", "", "_x", "a b"])
+def test_bad_sync_name(name: str) -> None:
+    error = refused({"url": URL}, None, "a sync name must match ^[a-z][a-z0-9_]*$", name=name)
+    assert "field" not in str(error)
+
+
+def test_sync_name_with_trailing_newline_is_refused() -> None:
+    refused({"url": URL}, None, "a sync name must match", name="pokemon\n")
+
+
+def test_fields_not_a_mapping() -> None:
+    refused(["url"], None, "expected a mapping of fields, got list")  # type: ignore[arg-type]
+
+
+# --- frequency ----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("15m", timedelta(minutes=15)),
+        ("1h", timedelta(hours=1)),
+        ("90 minutes", timedelta(minutes=90)),
+        ("1 day", timedelta(days=1)),
+        ("2 weeks", timedelta(weeks=2)),
+        ("30s", timedelta(seconds=30)),
+        (" 2H ", timedelta(hours=2)),
+        ("@daily", "@daily"),
+        ("@once", "@once"),
+        ("*/15 * * * *", "*/15 * * * *"),
+        ("0 3 * * 1-5", "0 3 * * 1-5"),
+        (None, None),
+        (timedelta(minutes=5), timedelta(minutes=5)),
+    ],
+)
+def test_parse_frequency(value: Any, expected: Any) -> None:
+    parsed = parse_frequency(value)
+    assert parsed == expected
+    assert type(parsed) is type(expected)
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("0m", "expected a positive duration, got '0m'"),
+        (timedelta(0), "expected a positive duration, got 0:00:00"),
+        ("every tuesday", "a cron expression ('*/15 * * * *') or an Airflow preset (@annually, "),
+        ("61 * * * *", "got '61 * * * *'"),
+        ("0 0 * * * 0 2030", "got '0 0 * * * 0 2030'"),  # seven fields: croniter's year field, not Airflow's
+        ("* * * *", "got '* * * *'"),
+        ("@sometimes", "got '@sometimes'"),
+        (15, "or null, got 15"),
+        ("", "or null, got ''"),
+        ("  ", "or null, got '  '"),
+    ],
+)
+def test_parse_frequency_refusals(value: Any, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        parse_frequency(value)
+    assert message in str(info.value)
+
+
+def test_bad_frequency_in_a_definition() -> None:
+    refused({"url": URL, "frequency": "every tuesday"}, "frequency", "got 'every tuesday'")
+
+
+def test_frequency_in_a_definition() -> None:
+    assert build({"url": URL, "frequency": "@daily"}).frequency == "@daily"
+    assert build({"url": URL, "frequency": "90 minutes"}).frequency == timedelta(minutes=90)
+
+
+def test_huge_frequency_is_a_definition_error() -> None:
+    refused({"url": URL, "frequency": "1000000000 days"}, "frequency", "1000000000 days")
+
+
+# --- YAML files ---------------------------------------------------------------------------------------------
+
+TWO_SYNCS = """\
+syncs:
+  pokemon:
+    url: https://pokeapi.co/api/v2/pokemon
+    unique_key: name
+    paging_response_path: next
+    frequency: 1 day
+  contacts:
+    url: /crm/v3/objects/contacts
+    http_conn_id: hubspot
+    method: post
+    body:
+      limit: 100
+    unique_key: id
+    paging_request_path: after
+    paging_response_path: paging.next.after
+    frequency: null
+"""
+
+
+def write(tmp_path: Path, text: str, name: str = "syncs.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def load_refused(path: Path | str, sync: str, field: str | None, message: str) -> SyncDefinitionError:
+    with pytest.raises(SyncDefinitionError) as info:
+        load_definitions_file(path)
+    error = info.value
+    assert (error.sync, error.field, error.source) == (sync, field, str(path))
+    assert str(error).startswith(f"{path}: sync {sync!r}")
+    assert message in str(error), str(error)
+    return error
+
+
+def test_load_a_file_with_two_syncs(tmp_path: Path) -> None:
+    path = write(tmp_path, TWO_SYNCS)
+    pokemon, contacts = load_definitions_file(path)
+    assert pokemon == SyncDefinition(
+        name="pokemon",
+        url="https://pokeapi.co/api/v2/pokemon",
+        unique_key="name",
+        paging_response_path="next",
+        frequency=timedelta(days=1),
+    )
+    assert contacts == SyncDefinition(
+        name="contacts",
+        url="/crm/v3/objects/contacts",
+        http_conn_id="hubspot",
+        method="POST",
+        body={"limit": 100},
+        unique_key="id",
+        paging_request_path="after",
+        paging_response_path="paging.next.after",
+        frequency=None,
+    )
+    assert [d.name for d in load_definitions_file(str(path))] == ["pokemon", "contacts"]
+
+
+def test_load_an_empty_syncs_mapping(tmp_path: Path) -> None:
+    assert load_definitions_file(write(tmp_path, "syncs: {}\n")) == []
+
+
+def test_load_invalid_yaml(tmp_path: Path) -> None:
+    path = write(tmp_path, "syncs:\n  pokemon: [unclosed\n")
+    load_refused(path, "?", None, "not valid YAML")
+
+
+@pytest.mark.parametrize("text", ["pokemon:\n  url: https://x.example.com\n", "", "- a\n- b\n", "syncs: [a]\n"])
+def test_load_a_file_without_syncs(tmp_path: Path, text: str) -> None:
+    path = write(tmp_path, text)
+    load_refused(path, "?", "syncs", "expected a top-level 'syncs:' mapping of sync names to definitions")
+
+
+def test_load_a_file_with_an_extra_top_level_key(tmp_path: Path) -> None:
+    path = write(tmp_path, "version: 2\nsyncs:\n  pokemon:\n    url: https://x.example.com\n")
+    load_refused(path, "?", "version", "unknown top-level key; only 'syncs:' is read")
+
+
+def test_load_an_invalid_definition_names_the_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "syncs:\n  pokemon:\n    url: ftp://x.example.com\n")
+    load_refused(path, "pokemon", "url", "expected an http:// or https:// URL with a host")
+
+
+def test_load_an_empty_definition(tmp_path: Path) -> None:
+    path = write(tmp_path, "syncs:\n  pokemon:\n")
+    load_refused(path, "pokemon", "url", "is required")
+
+
+def test_load_a_bad_sync_name(tmp_path: Path) -> None:
+    path = write(tmp_path, "syncs:\n  Pokemon:\n    url: https://x.example.com\n")
+    load_refused(path, "Pokemon", None, "a sync name must match")
+
+
+def test_load_a_duplicate_sync_name(tmp_path: Path) -> None:
+    text = "syncs:\n  pokemon:\n    url: https://a.example.com\n  pokemon:\n    url: https://b.example.com\n"
+    error = load_refused(write(tmp_path, text), "?", None, "the key 'pokemon' appears twice in one mapping")
+    assert "line 4" in str(error)
+
+
+# --- redacted() ---------------------------------------------------------------------------------------------
+
+
+def test_redacted_hides_secrets() -> None:
+    definition = build(
+        {
+            "url": "https://user:pa55word@api.example.com/v1/items?api_key=k3y123&limit=5",
+            "method": "POST",
+            "headers": {"Authorization": "Bearer t0k3n", "Accept": "application/json"},
+            "query_params": {"api_key": "k3y123", "limit": 5},
+            "body": {
+                "query": "q",
+                "client_secret": "s3cr3t",
+                "nested": {"password": "pw0rd"},
+                "items": [{"token": "tk"}],
+            },
+        }
+    )
+    shown = definition.redacted()
+    assert shown["url"] == "https://api.example.com/v1/items?api_key=***&limit=5"
+    assert shown["headers"] == {"Authorization": "***", "Accept": "application/json"}
+    assert shown["query_params"] == {"api_key": "***", "limit": 5}
+    assert shown["body"] == {
+        "query": "q",
+        "client_secret": "***",
+        "nested": {"password": "***"},
+        "items": [{"token": "***"}],
+    }
+    assert shown["frequency"] == "1:00:00"
+    assert shown["name"] == NAME
+    assert shown["method"] == "POST"
+    assert set(shown) == {"name", *FIELD_NAMES}
+    for secret in ("pa55word", "k3y123", "t0k3n", "s3cr3t", "pw0rd"):
+        assert secret not in repr(shown)
+    assert definition.headers["Authorization"] == "Bearer t0k3n"  # the definition itself is unchanged
+
+
+def test_redacted_keeps_non_mapping_bodies_and_null_frequency() -> None:
+    shown = build({"url": URL, "method": "POST", "body": "plain", "frequency": None}).redacted()
+    assert shown["body"] == "plain"
+    assert shown["frequency"] is None
+
+
+def test_redacted_hides_secrets_in_a_list_body() -> None:
+    shown = build({"url": URL, "method": "POST", "body": [{"token": "s3cr3t"}]}).redacted()
+    assert shown["body"] == [{"token": "***"}]
