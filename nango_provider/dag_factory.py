@@ -7,7 +7,7 @@ to run a single task, only that task's DAG is built (``get_parsing_context().dag
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, MutableMapping
+from collections.abc import Iterable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -15,7 +15,7 @@ from typing import Any, Final
 import yaml
 from airflow.sdk import DAG, Asset, Param, get_parsing_context
 
-from nango_provider.definition import SyncDefinition, load_definitions_file
+from nango_provider.definition import SyncDefinition, iter_definitions_file
 from nango_provider.exceptions import NangoError, SyncDefinitionError
 from nango_provider.operators.sync import NangoSyncOperator
 
@@ -85,27 +85,20 @@ def load_sync_dags(
     also put there for Airflow to find. Broken files do not stop the others: their errors are reported by a
     placeholder that makes Airflow show an import error for the DAG file, naming file, sync and field.
     """
-    root = Path(folder or os.environ.get(SYNCS_PATH_VARIABLE) or "syncs")
+    location = folder or os.environ.get(SYNCS_PATH_VARIABLE)
+    if not location:
+        raise NangoError(f"no folder of sync definitions: pass one, or set {SYNCS_PATH_VARIABLE}")
+    root = Path(location)
     wanted = get_parsing_context().dag_id
     dags: dict[str, DAG] = {}
     errors: list[str] = []
     sources: dict[str, Path] = {}
-    for path in _definition_files(root):
-        if wanted and not _may_define(path, wanted):
+    for path, definition in _definitions_under(root, wanted, errors):
+        if definition.dag_id in sources:
+            errors.append(f"{path}: sync {definition.name!r} is already defined in {sources[definition.dag_id]}")
             continue
-        try:
-            definitions = load_definitions_file(path)
-        except SyncDefinitionError as error:
-            errors.append(str(error))
-            continue
-        for definition in definitions:
-            if wanted and definition.dag_id != wanted:
-                continue
-            if definition.dag_id in sources:
-                errors.append(f"{path}: sync {definition.name!r} is already defined in {sources[definition.dag_id]}")
-                continue
-            sources[definition.dag_id] = path
-            dags[definition.dag_id] = build_dag(definition)
+        sources[definition.dag_id] = path
+        dags[definition.dag_id] = build_dag(definition)
     if not root.is_dir():
         errors.append(f"{root}: the folder of sync definitions ({SYNCS_PATH_VARIABLE}) does not exist")
     if namespace is not None:
@@ -113,6 +106,23 @@ def load_sync_dags(
         if errors:
             namespace[ERRORS_DAG_ID] = DefinitionErrors(errors)
     return dags
+
+
+def _definitions_under(root: Path, wanted: str | None, errors: list[str]) -> Iterator[tuple[Path, SyncDefinition]]:
+    """Valid definitions under ``root`` (only ``wanted``'s when set); the others' errors go to ``errors``."""
+    for path in _definition_files(root):
+        if wanted and not _may_define(path, wanted):
+            continue
+        try:
+            loaded = list(iter_definitions_file(path))
+        except SyncDefinitionError as error:
+            errors.append(str(error))
+            continue
+        for item in loaded:
+            if isinstance(item, SyncDefinitionError):
+                errors.append(str(item))
+            elif not wanted or item.dag_id == wanted:
+                yield path, item
 
 
 def _definition_files(root: Path) -> Iterable[Path]:
@@ -141,7 +151,7 @@ class DefinitionErrors(DAG):
         """Always fails, with every definition error, one per line."""
         count = len(self.definition_errors)
         raise NangoError(
-            f"{count} invalid sync definition{'s' if count > 1 else ''} (the other syncs were loaded):\n"
+            f"{count} invalid sync definition{'s' if count > 1 else ''} (every valid sync was loaded):\n"
             + "\n".join(self.definition_errors)
         )
 

@@ -11,7 +11,7 @@ import dataclasses
 import difflib
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -55,7 +55,7 @@ class SyncDefinition:
     url: str  # absolute URL, or a path relative to the host of ``http_conn_id``
     method: str = "GET"  # GET, POST, PUT, PATCH or DELETE
     headers: Mapping[str, str] = field(default_factory=dict)  # sent with every request
-    query_params: Mapping[str, Any] = field(default_factory=dict)  # added to the first request only
+    query_params: Mapping[str, Any] = field(default_factory=dict)  # on the first request (kept by cursor paging)
     body: Any = None  # JSON-encoded request body
     response_path: str | None = None  # where the records are; default: the top-level key ``results``
     unique_key: str | None = None  # dot path to each record's identity; without it the table is replaced
@@ -373,6 +373,14 @@ def _is_cron(text: str) -> bool:
 
 def load_definitions_file(path: str | Path) -> list[SyncDefinition]:
     """Read one YAML file holding ``syncs:`` (sync name -> fields) and validate every definition in it."""
+    loaded = list(iter_definitions_file(path))
+    for item in loaded:
+        if isinstance(item, SyncDefinitionError):
+            raise item
+    return [item for item in loaded if isinstance(item, SyncDefinition)]
+
+
+def _read_syncs(path: str | Path) -> Mapping[Any, Any]:
     source = str(path)
     try:
         document = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
@@ -387,10 +395,20 @@ def load_definitions_file(path: str | Path) -> list[SyncDefinition]:
     extra = sorted(set(document) - {"syncs"})
     if extra:
         raise SyncDefinitionError("?", str(extra[0]), "unknown top-level key; only 'syncs:' is read", source=source)
-    return [
-        SyncDefinition.from_mapping(str(name), fields or {}, source=source)
-        for name, fields in document["syncs"].items()
-    ]
+    return document["syncs"]
+
+
+def iter_definitions_file(path: str | Path) -> Iterator[SyncDefinition | SyncDefinitionError]:
+    """Each sync of a YAML file, validated on its own: a definition, or the error that refuses it.
+
+    A file that cannot be read as ``syncs:`` at all raises :class:`SyncDefinitionError` at once.
+    """
+    source = str(path)
+    for name, fields in _read_syncs(path).items():
+        try:
+            yield SyncDefinition.from_mapping(str(name), fields or {}, source=source)
+        except SyncDefinitionError as error:
+            yield error
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]

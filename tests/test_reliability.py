@@ -109,7 +109,7 @@ def test_postgres_dropping_the_connection_fails_clearly_and_the_retry_completes(
     with pytest.raises(StoreError, match="lost the connection to Postgres while writing page"):
         sync(db, "items", fields(api), run_id="run-1", try_number=1)
     written = len(rows(db))
-    assert written in (10, 15)  # pages 1-2, or 1-3 if page 3 was written before the kill landed
+    assert written in (5, 10, 15)  # whole pages only; the fetch thread runs a page or two ahead of the writer
     counts = sync(db, "items", fields(api), run_id="run-1", try_number=2)
     assert counts["fetched"] == 25 and counts["added"] == 25 and counts["pages"] == 5
     assert sorted(map(int, rows(db))) == list(range(1, 26))

@@ -228,8 +228,8 @@ def extract_records(document: Any, path: CompiledPath, sync: str, page: int) -> 
     """The list of records at ``path`` in a decoded response, or a :class:`ResponseError` saying why not."""
     if not path.is_jsonpath and not isinstance(document, dict):
         raise ResponseError(
-            f"page {page}: expected a JSON object with the records at {path.expression!r}, got a "
-            f"{_json_type(document)} (use response_path '$' when the response itself is the list)",
+            f"page {page}: expected a JSON object with the records at {path.expression!r}, got "
+            f"{_a(_json_type(document))} (use response_path '$' when the response itself is the list)",
             sync=sync,
         )
     records = path.get(document)
@@ -241,11 +241,15 @@ def extract_records(document: Any, path: CompiledPath, sync: str, page: int) -> 
         )
     if not isinstance(records, list):
         raise ResponseError(
-            f"page {page}: response_path {path.expression!r} holds a {_json_type(records)}, not a list of "
+            f"page {page}: response_path {path.expression!r} holds {_a(_json_type(records))}, not a list of "
             f"records; top-level keys are {_top_level_keys(document)}",
             sync=sync,
         )
     return records
+
+
+def _a(noun: str) -> str:
+    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
 
 
 def _json_type(value: Any) -> str:

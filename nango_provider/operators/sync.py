@@ -7,15 +7,17 @@ run's counts, never records.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping, Sequence
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from nango_provider.definition import SyncDefinition
-from nango_provider.hooks.nango import NangoHook
+from nango_provider.hooks.nango import NangoHook, Page
 from nango_provider.redaction import redact_text
 from nango_provider.store.postgres import PostgresStore, RunIdentity, RunState
+from nango_provider.store.records import PreparedPage
 from nango_provider.streaming import Prefetcher
 
 _FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency"})
@@ -65,7 +67,7 @@ class NangoSyncOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
-        self.sync_name = sync_name or self.task_id
+        self.sync_name = sync_name or _name_from_task_id(self.task_id)
         self.url = url
         self.method = method
         self.headers = dict(headers or {})
@@ -127,7 +129,7 @@ def run_sync(
     state: RunState | None = None
     with store.connected():
         try:
-            store.prepare()
+            store.create_tables()
             store.lock_table(log)
             state = store.start(run, full_refresh=full_refresh)
             complete = _write_pages(hook, store, definition, run, state=state, log=log)
@@ -157,12 +159,12 @@ def _write_pages(
         log(f"resuming sync {definition.name!r} at page {state.next_page} ({state.counts['fetched']} fetched)")
         if state.next_request is None:  # every page was written before the last try failed
             return not (definition.max_total and state.counts["fetched"] >= definition.max_total)
-    complete = True
     pages = hook.pages(
         definition, start=state.next_request, start_page=state.next_page, fetched=state.counts["fetched"]
     )
-    for page in Prefetcher(pages):
-        counts = store.write_page(run, state, page.records, page.number, page.next_request)
+    complete = True
+    for page, prepared in Prefetcher(_prepared(store, pages, state.counts["fetched"])):
+        counts = store.write_page(run, state, prepared, page.number, page.next_request)
         complete = not page.cut
         log(
             f"page {page.number}: {counts['fetched']} records, {counts['added']} added, "
@@ -171,11 +173,25 @@ def _write_pages(
     return complete
 
 
+def _prepared(store: PostgresStore, pages: Iterator[Page], fetched: int) -> Iterator[tuple[Page, PreparedPage]]:
+    """Runs in the fetch thread: each page with its COPY rows, records dropped, so CPU work overlaps writes."""
+    for page in pages:
+        prepared = store.prepare_page(page.records, page.number, fetched)
+        fetched += prepared.fetched
+        yield dataclasses.replace(page, records=[]), prepared
+
+
 def _mask(secrets: Sequence[str]) -> None:
     from airflow.sdk.log import mask_secret
 
     for secret in secrets:
         mask_secret(secret)
+
+
+def _name_from_task_id(task_id: str) -> str:
+    """``grp.Load-Contacts`` -> ``grp_load_contacts``: a valid sync name from a task id (TaskGroups add dots)."""
+    name = re.sub(r"[^a-z0-9_]+", "_", task_id.lower()).strip("_")
+    return name if name[:1].isalpha() else f"sync_{name}"
 
 
 def _is_template(value: Any) -> bool:

@@ -214,7 +214,7 @@ class PostgresStore:
         except psycopg.Error as error:
             raise StoreError(f"sync {self.definition.name!r}: Postgres refused {doing}: {error}") from error
 
-    def prepare(self) -> None:
+    def create_tables(self) -> None:
         """Create the bookkeeping tables, the schema and the sync's table if they are missing."""
         with self._database_errors("creating tables"), self.conn.transaction(), self._cursor() as cursor:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_BOOTSTRAP_LOCK,))
@@ -266,15 +266,17 @@ class PostgresStore:
             state.job_id = _one(cursor)
         return state
 
-    def write_page(
-        self, run: RunIdentity, state: RunState, records: list[Any], page: int, next_request: PageRequest | None
-    ) -> dict[str, int]:
-        """Write one page, its counts and the checkpoint for ``next_request`` in one transaction."""
+    def prepare_page(self, records: list[Any], page: int, fetched_before: int) -> PreparedPage:
+        """Turn a page's records into COPY rows; pure CPU work, safe to run in the fetch thread."""
         if self._unique_key is not None:
-            prepared = prepare_keyed(records, self._unique_key, self.definition.name, page)
-        else:
-            prepared = prepare_positional(records, state.counts["fetched"], self.definition.name, page)
-        page_counts = {"pages": 1, "fetched": len(records), "added": 0, "updated": 0, "unchanged": 0}
+            return prepare_keyed(records, self._unique_key, self.definition.name, page)
+        return prepare_positional(records, fetched_before, self.definition.name, page)
+
+    def write_page(
+        self, run: RunIdentity, state: RunState, prepared: PreparedPage, page: int, next_request: PageRequest | None
+    ) -> dict[str, int]:
+        """Write one prepared page, its counts and the checkpoint for ``next_request`` in one transaction."""
+        page_counts = {"pages": 1, "fetched": prepared.fetched, "added": 0, "updated": 0, "unchanged": 0}
         doing = f"writing page {page}"
         with self._database_errors(doing), self.conn.transaction(), self._cursor() as cursor:
             if self._unique_key is not None:

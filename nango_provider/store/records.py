@@ -23,10 +23,11 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\
 
 @dataclass(frozen=True)
 class PreparedPage:
-    """A page as COPY text (``key \\t data \\t hash`` lines) plus how many distinct keys it holds."""
+    """A page as COPY text (``key \\t data \\t hash`` lines), its distinct rows and its fetched records."""
 
     copy_text: bytes
     rows: int
+    fetched: int
 
 
 def prepare_keyed(records: Sequence[Any], unique_key: CompiledPath, sync: str, page: int) -> PreparedPage:
@@ -36,7 +37,7 @@ def prepare_keyed(records: Sequence[Any], unique_key: CompiledPath, sync: str, p
         key = _key_of(record, unique_key, sync, page, position)
         rows[key] = _encode(record, sync, page, position)
     lines = [_copy_line(key.translate(_COPY_ESCAPES).encode(), data) for key, data in rows.items()]
-    return PreparedPage(b"".join(lines), len(rows))
+    return PreparedPage(b"".join(lines), len(rows), len(records))
 
 
 def prepare_positional(records: Sequence[Any], first_position: int, sync: str, page: int) -> PreparedPage:
@@ -45,13 +46,15 @@ def prepare_positional(records: Sequence[Any], first_position: int, sync: str, p
         _copy_line(str(first_position + offset).encode(), _encode(record, sync, page, offset))
         for offset, record in enumerate(records)
     ]
-    return PreparedPage(b"".join(lines), len(lines))
+    return PreparedPage(b"".join(lines), len(lines), len(records))
 
 
 def _copy_line(key: bytes, data: bytes) -> bytes:
     digest = hashlib.blake2b(data, digest_size=16).hexdigest().encode()
     # JSON from the encoder has no raw control characters; only backslashes need COPY escaping.
-    return key + b"\t" + data.replace(b"\\", b"\\\\") + b"\t" + digest + b"\n"
+    if b"\\" in data:
+        data = data.replace(b"\\", b"\\\\")
+    return b"%b\t%b\t%b\n" % (key, data, digest)
 
 
 def _key_of(record: Any, unique_key: CompiledPath, sync: str, page: int, position: int) -> str:
@@ -64,8 +67,8 @@ def _key_of(record: Any, unique_key: CompiledPath, sync: str, page: int, positio
         )
     if isinstance(value, dict | list):
         raise RecordError(
-            f"page {page}, record {position}: unique_key {unique_key.expression!r} holds a "
-            f"{'object' if isinstance(value, dict) else 'list'}; expected a string or number",
+            f"page {page}, record {position}: unique_key {unique_key.expression!r} holds "
+            f"{'an object' if isinstance(value, dict) else 'a list'}; expected a string or number",
             sync=sync,
         )
     key = value if isinstance(value, str) else _ENCODER.encode(value).decode()
