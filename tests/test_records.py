@@ -128,10 +128,10 @@ def test_record_that_is_not_an_object(record: Any, type_name: str) -> None:
     assert str(error) == f"sync 'demo': page 1, record 0: no value at unique_key 'id' (the record has {type_name})"
 
 
-@pytest.mark.parametrize(("value", "kind"), [({"a": 1}, "object"), ([1, 2], "list")])
+@pytest.mark.parametrize(("value", "kind"), [({"a": 1}, "an object"), ([1, 2], "a list")])
 def test_key_holding_an_object_or_list(value: Any, kind: str) -> None:
     error = record_error([{"id": 1}, {"id": value}], page=3)
-    assert str(error) == (f"sync 'demo': page 3, record 1: unique_key 'id' holds a {kind}; expected a string or number")
+    assert str(error) == (f"sync 'demo': page 3, record 1: unique_key 'id' holds {kind}; expected a string or number")
 
 
 @pytest.mark.parametrize(
