@@ -19,31 +19,61 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar
-from urllib.parse import urljoin
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import PaginationError
 from nango_provider.paths import MISSING, compile_path, set_dot_path
-from nango_provider.redaction import redact_url
+from nango_provider.redaction import REDACTED, redact_url
 
 
 @dataclass(frozen=True)
 class PageRequest:
-    """One request of a run. ``url`` may be relative to the connection's host; ``params`` go in the query."""
+    """One request of a run. ``url`` may be relative to the connection's host; ``params`` go in the query.
+
+    ``cursor`` is the cursor that produced this request (cursor paging only).
+    """
 
     method: str
     url: str
     params: Mapping[str, Any] = field(default_factory=dict)
     body: Any = None
+    cursor: Any = field(default=None, compare=False)
 
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready form, saved with a checkpoint so a retried task resumes with this request."""
-        return {"method": self.method, "url": self.url, "params": dict(self.params), "body": self.body}
+    def to_checkpoint(self) -> dict[str, Any]:
+        """What a checkpoint keeps to resume at this request, holding none of the definition's secrets.
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> PageRequest:
-        """The inverse of :meth:`to_dict`."""
-        return cls(data["method"], data["url"], dict(data.get("params") or {}), data.get("body"))
+        The cursor alone (the request is rebuilt from the definition), or the next URL with secret-looking
+        query values hidden (restored from the definition's ``query_params`` on resume).
+        """
+        if self.cursor is not None:
+            return {"cursor": self.cursor}
+        return {"url": redact_url(self.url)}
+
+
+def request_from_checkpoint(definition: SyncDefinition, checkpoint: Mapping[str, Any]) -> PageRequest:
+    """The request a checkpoint stands for (the inverse of :meth:`PageRequest.to_checkpoint`)."""
+    if "cursor" in checkpoint:
+        paginator = paginator_for(definition)
+        if not isinstance(paginator, CursorPaginator):
+            raise PaginationError(
+                "the checkpoint holds a cursor but the sync has no paging_request_path", sync=definition.name
+            )
+        return paginator.with_cursor(first_request(definition), checkpoint["cursor"])
+    return PageRequest(definition.method, _restore_secrets(checkpoint["url"], definition), {}, definition.body)
+
+
+def _restore_secrets(url: str, definition: SyncDefinition) -> str:
+    parts = urlsplit(url)
+    known = {
+        **dict(parse_qsl(urlsplit(definition.url).query)),
+        **{k: str(v) for k, v in definition.query_params.items()},
+    }
+    query = [
+        (key, known.get(key, value) if value == REDACTED else value)
+        for key, value in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit((parts.scheme, parts.netloc, parts.path, urlencode(query), parts.fragment))
 
 
 def first_request(definition: SyncDefinition) -> PageRequest:
@@ -105,11 +135,15 @@ class CursorPaginator(Paginator):
         if cursor is None:
             return None
         self._remember("cursor", str(cursor), page)
+        return self.with_cursor(request, cursor)
+
+    def with_cursor(self, request: PageRequest, cursor: Any) -> PageRequest:
+        """``request`` with ``cursor`` in its query or body, in place of any earlier cursor."""
         if self.in_body:
             body: dict[str, Any] = dict(copy.deepcopy(request.body)) if isinstance(request.body, Mapping) else {}
             set_dot_path(body, self.request_path, cursor)
-            return replace(request, body=body)
-        return replace(request, params={**request.params, self.request_path: cursor})
+            return replace(request, body=body, cursor=cursor)
+        return replace(request, params={**request.params, self.request_path: cursor}, cursor=cursor)
 
 
 class NextUrlPaginator(Paginator):
@@ -131,9 +165,20 @@ class NextUrlPaginator(Paginator):
                 sync=self.sync,
             )
         url = urljoin(fetched_url, link)
+        if _host(url) != _host(fetched_url):
+            raise PaginationError(
+                f"page {page}: the next URL {redact_url(url)!r} is on another host than the page just fetched; "
+                "it is not followed, as that would send the sync's headers and credentials there",
+                sync=self.sync,
+            )
         self._seen.add(fetched_url)  # a link back to any page already fetched is a loop too
         self._remember("next URL", url, page)
         return PageRequest(request.method, url, {}, request.body)
+
+
+def _host(url: str) -> tuple[str | None, int | None]:
+    parts = urlsplit(url)
+    return parts.hostname, parts.port
 
 
 def _next_value(value: Any, sync: str, what: str, path: str) -> Any:

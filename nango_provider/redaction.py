@@ -43,12 +43,12 @@ def redact_url(url: str) -> str:
         parts = urlsplit(url)
     except ValueError:
         return url
+    pairs = parse_qsl(parts.query, keep_blank_values=True)
+    if "@" not in parts.netloc and not any(is_secret_name(key) for key, _ in pairs):
+        return url  # nothing to hide: keep the URL exactly as it was
     netloc = parts.netloc.rsplit("@", 1)[-1]
     query = urlencode(
-        [
-            (key, REDACTED if is_secret_name(key) else value)
-            for key, value in parse_qsl(parts.query, keep_blank_values=True)
-        ],
+        [(key, REDACTED if is_secret_name(key) else value) for key, value in pairs],
         safe="*",
     )
     return urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
@@ -61,15 +61,33 @@ def redact_text(text: str, secrets: list[str] | tuple[str, ...]) -> str:
     return text
 
 
-def secret_values(headers: Mapping[str, Any] | None, query_params: Mapping[str, Any] | None) -> list[str]:
-    """The values of secret-looking headers and query parameters (with a bearer token's token alone too)."""
+def secret_values(
+    headers: Mapping[str, Any] | None, query_params: Mapping[str, Any] | None, body: Any = None
+) -> list[str]:
+    """The values of secret-looking headers, query parameters and body fields (a bearer token alone too)."""
     found: list[str] = []
     for mapping in (headers or {}, query_params or {}):
         for key, value in mapping.items():
             if is_secret_name(str(key)) and value is not None:
-                text = str(value)
-                found.append(text)
-                scheme, _, credential = text.partition(" ")
-                if credential and scheme.isalpha():
-                    found.append(credential)
+                found += _with_credential(str(value))
+    found += _secret_body_values(body)
+    return found
+
+
+def _with_credential(text: str) -> list[str]:
+    scheme, _, credential = text.partition(" ")
+    return [text, credential] if credential and scheme.isalpha() else [text]
+
+
+def _secret_body_values(body: Any) -> list[str]:
+    if isinstance(body, list):
+        return [value for item in body for value in _secret_body_values(item)]
+    if not isinstance(body, Mapping):
+        return []
+    found: list[str] = []
+    for key, value in body.items():
+        if is_secret_name(str(key)) and isinstance(value, str | int | float) and not isinstance(value, bool):
+            found += _with_credential(str(value))
+        else:
+            found += _secret_body_values(value)
     return found

@@ -151,3 +151,24 @@ def test_secrets_never_reach_the_jobs_table(db: str, api: FixtureServer) -> None
     assert "401" in str(error.value) and "tok-abcdef" not in str(error.value)  # the API echoed it back
     stored = jobs(db)[-1]["error"]
     assert "401" in stored and "tok-abcdef" not in stored and "key-123456" not in stored
+
+
+def test_checkpoints_hold_no_secret_and_the_resume_still_authenticates(db: str, api: FixtureServer) -> None:
+    server = PagedItems(api, count=15)
+    keys: list[str | None] = []
+    original = server.handle
+
+    def checked(request: Request) -> Reply:
+        keys.append(request.query.get("api_key"))
+        return original(request)
+
+    api.route("GET", "/items", checked)
+    server.fail_on = 2
+    with pytest.raises(HttpError):
+        sync(db, "items", fields(api, query_params={"api_key": "key-7890abc"}))
+    with psycopg.connect(db) as conn:
+        saved = conn.execute("SELECT next_request::text FROM nango._nango_checkpoints").fetchall()
+    assert saved == [('{"cursor": 2}',)]
+    server.fail_on = None
+    counts = sync(db, "items", fields(api, query_params={"api_key": "key-7890abc"}), try_number=2)
+    assert counts["fetched"] == 15 and set(keys) == {"key-7890abc"}

@@ -79,7 +79,7 @@ class NangoHook(HttpHook):
 
     def secrets(self, definition: SyncDefinition) -> list[str]:
         """Values that must never be shown: secret headers and parameters, the connection's password."""
-        found = secret_values(definition.headers, definition.query_params)
+        found = secret_values(definition.headers, definition.query_params, definition.body)
         if self._has_connection:
             password = self.get_connection(self.http_conn_id).password
             found += [password] if password else []

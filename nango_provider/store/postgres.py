@@ -21,7 +21,7 @@ from psycopg.rows import tuple_row
 
 from nango_provider.definition import DEFAULT_SCHEMA, SyncDefinition
 from nango_provider.exceptions import StoreError
-from nango_provider.pagination import PageRequest
+from nango_provider.pagination import PageRequest, request_from_checkpoint
 from nango_provider.paths import compile_path
 from nango_provider.store.records import PreparedPage, prepare_keyed, prepare_positional
 
@@ -405,7 +405,7 @@ class PostgresStore:
         state = RunState(
             0,
             started,
-            PageRequest.from_dict(next_request) if next_request else None,
+            request_from_checkpoint(self.definition, next_request) if next_request else None,
             next_page,
             track_seen=track_seen,
             resumed=True,
@@ -415,7 +415,7 @@ class PostgresStore:
         return state
 
     def _save_checkpoint(self, cursor: psycopg.Cursor[Any], run: RunIdentity, state: RunState) -> None:
-        request = json.dumps(state.next_request.to_dict()) if state.next_request else None
+        request = json.dumps(state.next_request.to_checkpoint()) if state.next_request else None
         cursor.execute(
             """INSERT INTO nango._nango_checkpoints (run_key, sync_name, target_table, run_started_at, next_request,
                    next_page, track_seen, seen, pages, fetched, added, updated, unchanged, saved_at)
@@ -454,9 +454,10 @@ class PostgresStore:
             cursor.execute(statement, (run_key,))
 
     def _drop_abandoned_runs(self, cursor: psycopg.Cursor[Any], run_key: str) -> None:
-        """Forget checkpoints of other runs of this table: they failed for good, and this run holds the lock."""
+        """Forget day-old checkpoints of other runs of this table: their retries are long over."""
         cursor.execute(
-            "SELECT run_key FROM nango._nango_checkpoints WHERE target_table = %s AND run_key <> %s",
+            """SELECT run_key FROM nango._nango_checkpoints
+               WHERE target_table = %s AND run_key <> %s AND saved_at < now() - interval '1 day'""",
             (self.table_text, run_key),
         )
         for (abandoned,) in cursor.fetchall():
