@@ -10,7 +10,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from nango_provider.exceptions import HttpError, StoreError
+from nango_provider.exceptions import HttpError, PaginationError, ResponseError, StoreError
 from tests.fixture_server import FixtureServer, Reply, Request, paged
 from tests.helpers import jobs, rows, sync
 
@@ -172,3 +172,40 @@ def test_checkpoints_hold_no_secret_and_the_resume_still_authenticates(db: str, 
     server.fail_on = None
     counts = sync(db, "items", fields(api, query_params={"api_key": "key-7890abc"}), try_number=2)
     assert counts["fetched"] == 15 and set(keys) == {"key-7890abc"}
+
+
+def test_a_flaky_api_syncs_completely_inside_one_run(db: str, api: FixtureServer) -> None:
+    server = PagedItems(api, count=30)
+    faults = {2: Reply(429, {"error": "slow down"}, headers={"Retry-After": "1"}), 3: Reply(503), 4: Reply(drop=True)}
+    served_faults: list[int] = []
+
+    def flaky(request: Request) -> Reply:
+        number = int(request.query.get("page", "1"))
+        if number in faults:
+            served_faults.append(number)
+            return faults.pop(number)
+        return server.handle(request)
+
+    api.route("GET", "/items", flaky)
+    counts = sync(db, "items", fields(api))
+    assert served_faults == [2, 3, 4]
+    assert counts == {"pages": 6, "fetched": 30, "added": 30, "updated": 0, "unchanged": 0, "deleted": 0}
+    assert sorted(map(int, rows(db))) == list(range(1, 31))
+    assert [job["status"] for job in jobs(db)] == ["success"]
+
+
+def test_an_endless_cursor_and_an_html_answer_fail_with_clear_errors_in_the_jobs_table(
+    db: str, api: FixtureServer
+) -> None:
+    api.route("GET", "/forever", lambda request: Reply(json={"results": [{"id": 1}], "next_page": "same"}))
+    api.route(
+        "GET", "/html", lambda request: Reply(body=b"<html>maintenance</html>", headers={"Content-Type": "text/html"})
+    )
+    started = time.monotonic()
+    with pytest.raises(PaginationError, match="'same'"):
+        sync(db, "forever", fields(api, url=f"{api.url}/forever", table="nango.forever"))
+    assert time.monotonic() - started < 5
+    with pytest.raises(ResponseError, match="not JSON"):
+        sync(db, "html", fields(api, url=f"{api.url}/html", table="nango.html"))
+    errors = [job["error"] for job in jobs(db)]
+    assert "cursor 'same'" in errors[0] and "not JSON" in errors[1] and "text/html" in errors[1]

@@ -15,7 +15,7 @@ from airflow.sdk import BaseOperator
 
 from nango_provider.definition import SyncDefinition
 from nango_provider.hooks.nango import NangoHook, Page
-from nango_provider.redaction import redact_text
+from nango_provider.redaction import redact_text, secret_values
 from nango_provider.store.postgres import PostgresStore, RunIdentity, RunState
 from nango_provider.store.records import PreparedPage
 from nango_provider.streaming import Prefetcher
@@ -108,7 +108,7 @@ class NangoSyncOperator(BaseOperator):
         _mask(hook.secrets(definition))
         ti = context["ti"]
         run = RunIdentity(definition.name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number)
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.providers.postgres.hooks.postgres import PostgresHook  # here, not at parse time of 1000 DAGs
 
         postgres = PostgresHook(postgres_conn_id=definition.postgres_conn_id)
         store = PostgresStore(postgres.get_conn, definition)  # type: ignore[arg-type]  # psycopg 3 on Airflow 3.3
@@ -127,16 +127,17 @@ def run_sync(
 ) -> dict[str, int]:
     """One run of a sync: lock the table, resume or start, write every page, finish; record a failure."""
     state: RunState | None = None
+    secrets = secret_values(definition.headers, definition.query_params, definition.body)
     with store.connected():
         try:
+            secrets = hook.secrets(definition)  # adds the connection's password
             store.create_tables()
             store.lock_table(log)
             state = store.start(run, full_refresh=full_refresh)
             complete = _write_pages(hook, store, definition, run, state=state, log=log)
             counts = store.finish(run, state, complete=complete)
         except BaseException as error:
-            message = redact_text(f"{type(error).__name__}: {error}", hook.secrets(definition))
-            store.record_failure(state, run, message)
+            store.record_failure(state, run, redact_text(f"{type(error).__name__}: {error}", secrets))
             raise
     log(
         f"sync {definition.name!r} into {store.table_text}: "
