@@ -8,7 +8,7 @@ from typing import Any
 import psycopg
 import pytest
 
-from nango_provider.exceptions import RecordError
+from nango_provider.exceptions import RecordError, ResponseError
 from tests.fixture_server import FixtureServer, Reply, Request, paged
 from tests.helpers import jobs, rows, sync
 
@@ -184,3 +184,24 @@ def test_jobs_table_records_every_run(db: str, api: FixtureServer) -> None:
     assert job["ended_at"] >= job["started_at"]
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM nango._nango_checkpoints").fetchone() == (0,)
+
+
+def test_deep_nesting_and_huge_strings_are_stored_whole(db: str, api: FixtureServer) -> None:
+    deep: Any = "bottom"
+    for _ in range(400):
+        deep = {"d": [deep]}
+    huge = "x" * 5_000_000 + "🚀"
+    serve(api, [{"id": 1, "deep": deep}, {"id": 2, "huge": huge}])
+    sync(db, "items", keyed(api))
+    stored = rows(db)
+    assert stored["1"]["data"]["deep"] == deep
+    assert stored["2"]["data"]["huge"] == huge
+
+
+def test_json_nested_too_deeply_to_decode_is_refused_clearly(db: str, api: FixtureServer) -> None:
+    depth = 20_000
+    body = b'{"results": [{"id": 1, "deep": ' + b"[" * depth + b"]" * depth + b"}]}"
+    api.route("GET", "/items", lambda request: Reply(body=body))
+    with pytest.raises(ResponseError, match="nested too deeply"):
+        sync(db, "items", keyed(api))
+    assert rows(db) == {}

@@ -202,6 +202,11 @@ class NangoHook(HttpHook):
     def _decode(self, response: requests.Response, content: bytes, definition: SyncDefinition, shown: str) -> Any:
         try:
             return msgspec.json.decode(content)
+        except RecursionError:
+            raise ResponseError(
+                f"{shown} answered JSON nested too deeply to decode ({len(content)} bytes); the page was not written",
+                sync=definition.name,
+            ) from None
         except msgspec.DecodeError as decode_error:
             content_type = response.headers.get("Content-Type", "(none)")
             error = ResponseError(
