@@ -6,14 +6,17 @@ to run a single task, only that task's DAG is built (``get_parsing_context().dag
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 from airflow.sdk import DAG, Asset, Param, get_parsing_context
+from airflow.sdk.exceptions import ParamValidationError
 
 from nango_provider.definition import SyncDefinition, iter_definitions_file
 from nango_provider.exceptions import NangoError, SyncDefinitionError
@@ -28,6 +31,8 @@ DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
     "max_retry_delay": timedelta(minutes=10),
 }
 SYNCS_PATH_VARIABLE: Final = "NANGO_SYNCS_PATH"
+_YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+_UNSET: Final = object()
 ERRORS_DAG_ID: Final = "nango_sync_definition_errors"
 
 
@@ -156,15 +161,40 @@ class DefinitionErrors(DAG):
         )
 
 
+class SyncParam(Param):
+    """A ``Param`` whose default is checked against its JSON schema once per (default, schema), not per DAG.
+
+    Airflow checks every param of a scheduled DAG when the DAG is built, compiling the JSON schema each time;
+    with a thousand sync DAGs that dominated parsing. Values given at trigger time are checked as usual.
+    """
+
+    def resolve(self, value: Any = _UNSET, suppress_exception: bool = False) -> Any:
+        """The param's value, validated (see the class docstring for what is cached)."""
+        if value is not _UNSET:
+            return super().resolve(value, suppress_exception)
+        if _default_is_valid(json.dumps(self.value), json.dumps(self.schema, sort_keys=True)):
+            return self.value
+        return super().resolve(suppress_exception=suppress_exception)
+
+
+@lru_cache(maxsize=256)
+def _default_is_valid(value_json: str, schema_json: str) -> bool:
+    try:
+        Param(json.loads(value_json), **json.loads(schema_json)).resolve()
+    except ParamValidationError:
+        return False
+    return True
+
+
 def _params(definition: SyncDefinition) -> dict[str, Param]:
     return {
-        "full_refresh": Param(
+        "full_refresh": SyncParam(
             False,
             type="boolean",
             title="Full refresh",
             description="Start from the first page, ignoring the checkpoint a failed try of this run left.",
         ),
-        "max_total": Param(
+        "max_total": SyncParam(
             definition.max_total,
             type=["null", "integer"],
             minimum=1,
@@ -186,5 +216,7 @@ def _doc_md(definition: SyncDefinition) -> str:
         f"### Nango sync `{definition.name}`\n\n"
         f"Fetches `{definition.method} {shown['url']}`, follows every page and upserts each record into "
         f"`{schema}.{table}` (runs are counted in `nango._nango_jobs`).\n\n"
-        "```yaml\n" + yaml.safe_dump({definition.name: shown}, sort_keys=False, allow_unicode=True) + "```\n"
+        "```yaml\n"
+        + yaml.dump({definition.name: shown}, Dumper=_YAML_DUMPER, sort_keys=False, allow_unicode=True)
+        + "```\n"
     )

@@ -9,15 +9,17 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from nango_provider.definition import SyncDefinition
-from nango_provider.hooks.nango import NangoHook, Page
+
+if TYPE_CHECKING:  # the run-time modules are imported in execute(): parsing 1,000 DAGs must not load them
+    from nango_provider.hooks.nango import NangoHook, Page
+    from nango_provider.store.postgres import PostgresStore, RunIdentity, RunState
+    from nango_provider.store.records import PreparedPage
 from nango_provider.redaction import redact_text, secret_values
-from nango_provider.store.postgres import PostgresStore, RunIdentity, RunState
-from nango_provider.store.records import PreparedPage
 from nango_provider.streaming import Prefetcher
 
 _FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency"})
@@ -103,13 +105,16 @@ class NangoSyncOperator(BaseOperator):
 
     def execute(self, context: Any) -> dict[str, int]:
         """Run the sync and return its counts: pages, fetched, added, updated, unchanged, deleted."""
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from nango_provider.hooks.nango import NangoHook
+        from nango_provider.store.postgres import PostgresStore, RunIdentity
+
         definition = self.build_definition({"max_total": _optional_int(self.max_total)})
         hook = NangoHook(definition.http_conn_id)
         _mask(hook.secrets(definition))
         ti = context["ti"]
         run = RunIdentity(definition.name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number)
-        from airflow.providers.postgres.hooks.postgres import PostgresHook  # here, not at parse time of 1000 DAGs
-
         postgres = PostgresHook(postgres_conn_id=definition.postgres_conn_id)
         store = PostgresStore(postgres.get_conn, definition)  # type: ignore[arg-type]  # psycopg 3 on Airflow 3.3
         full_refresh = _as_bool(self.full_refresh)
