@@ -1,26 +1,26 @@
 """The DAG factory: sync definitions (YAML files or Python) in, one scheduled DAG per sync out.
 
-It reads definition files and builds DAG objects; it does no other I/O. When Airflow parses the DAG file
+It reads definitions (YAML files, and the syncs created through the REST API from the registry table) and
+builds DAG objects; it does no other I/O. When Airflow parses the DAG file
 to run a single task, only that task's DAG is built (``get_parsing_context().dag_id``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Iterator, MutableMapping
 from datetime import UTC, datetime, timedelta
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
 import yaml
 from airflow.sdk import DAG, Asset, Param, get_parsing_context
-from airflow.sdk.exceptions import ParamValidationError
 
 from nango_provider.definition import SyncDefinition, iter_definitions_file
-from nango_provider.exceptions import NangoError, SyncDefinitionError
+from nango_provider.exceptions import NangoError, StoreError, SyncDefinitionError
 from nango_provider.operators.sync import NangoSyncOperator
+from nango_provider.registry import SOURCE as REGISTRY_SOURCE
+from nango_provider.registry import RegistryNotConfiguredError, SyncRegistry
 
 START_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
@@ -32,8 +32,8 @@ DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
 }
 SYNCS_PATH_VARIABLE: Final = "NANGO_SYNCS_PATH"
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-_UNSET: Final = object()
 ERRORS_DAG_ID: Final = "nango_sync_definition_errors"
+API_TAGS: Final = ("nango", "sync", "api")
 
 
 def sync_asset(table: str, postgres_conn_id: str = "postgres_default") -> Asset:
@@ -82,13 +82,17 @@ def nango_sync(name: str, url: str, **fields: Any) -> DAG:
 
 
 def load_sync_dags(
-    folder: str | Path | None = None, namespace: MutableMapping[str, Any] | None = None
+    folder: str | Path | None = None, namespace: MutableMapping[str, Any] | None = None, *, registry: bool = True
 ) -> dict[str, DAG]:
     """Build the DAGs of every sync in ``*.yaml`` / ``*.yml`` files under ``folder`` (recursively).
 
     ``folder`` defaults to ``$NANGO_SYNCS_PATH``. With ``namespace`` (a DAG file's ``globals()``) the DAGs are
     also put there for Airflow to find. Broken files do not stop the others: their errors are reported by a
     placeholder that makes Airflow show an import error for the DAG file, naming file, sync and field.
+
+    With ``registry`` (the default) the syncs created through the REST API (table ``nango._nango_definitions``
+    of ``$NANGO_REGISTRY_CONN_ID``) are built too: unpaused, tagged ``api``. A name defined twice is an error;
+    an unreachable registry is reported like a broken file, and the YAML syncs still load.
     """
     location = folder or os.environ.get(SYNCS_PATH_VARIABLE)
     if not location:
@@ -97,13 +101,22 @@ def load_sync_dags(
     wanted = get_parsing_context().dag_id
     dags: dict[str, DAG] = {}
     errors: list[str] = []
-    sources: dict[str, Path] = {}
+    sources: dict[str, Path | str] = {}
     for path, definition in _definitions_under(root, wanted, errors):
         if definition.dag_id in sources:
             errors.append(f"{path}: sync {definition.name!r} is already defined in {sources[definition.dag_id]}")
             continue
         sources[definition.dag_id] = path
         dags[definition.dag_id] = build_dag(definition)
+    if registry and not (wanted and wanted in dags):
+        for definition in _registry_definitions(wanted, errors):
+            if definition.dag_id in sources:
+                errors.append(
+                    f"{REGISTRY_SOURCE}: sync {definition.name!r} is already defined in {sources[definition.dag_id]}"
+                )
+                continue
+            sources[definition.dag_id] = REGISTRY_SOURCE
+            dags[definition.dag_id] = build_dag(definition, is_paused_upon_creation=False, tags=list(API_TAGS))
     if not root.is_dir():
         errors.append(f"{root}: the folder of sync definitions ({SYNCS_PATH_VARIABLE}) does not exist")
     if namespace is not None:
@@ -128,6 +141,32 @@ def _definitions_under(root: Path, wanted: str | None, errors: list[str]) -> Ite
                 errors.append(str(item))
             elif not wanted or item.dag_id == wanted:
                 yield path, item
+
+
+def _registry_definitions(wanted: str | None, errors: list[str]) -> Iterator[SyncDefinition]:
+    """Syncs created through the REST API (only ``wanted``'s when set); their errors go to ``errors``.
+
+    No registry connection, or no registry table yet, means no API syncs; an unreachable database is an error.
+    """
+    if wanted and not wanted.startswith("nango_sync_"):
+        return
+    store = SyncRegistry()
+    try:
+        if wanted:
+            found = store.get(wanted.removeprefix("nango_sync_"))
+            items: list[Any] = [found] if found else []
+        else:
+            items = list(store.iter_definitions())
+    except RegistryNotConfiguredError:
+        return
+    except (SyncDefinitionError, StoreError) as error:
+        errors.append(str(error))
+        return
+    for item in items:
+        if isinstance(item, SyncDefinitionError):
+            errors.append(str(item))
+        else:
+            yield item.definition
 
 
 def _definition_files(root: Path) -> Iterable[Path]:
@@ -161,40 +200,15 @@ class DefinitionErrors(DAG):
         )
 
 
-class SyncParam(Param):
-    """A ``Param`` whose default is checked against its JSON schema once per (default, schema), not per DAG.
-
-    Airflow checks every param of a scheduled DAG when the DAG is built, compiling the JSON schema each time;
-    with a thousand sync DAGs that dominated parsing. Values given at trigger time are checked as usual.
-    """
-
-    def resolve(self, value: Any = _UNSET, suppress_exception: bool = False) -> Any:
-        """The param's value, validated (see the class docstring for what is cached)."""
-        if value is not _UNSET:
-            return super().resolve(value, suppress_exception)
-        if _default_is_valid(json.dumps(self.value), json.dumps(self.schema, sort_keys=True)):
-            return self.value
-        return super().resolve(suppress_exception=suppress_exception)
-
-
-@lru_cache(maxsize=256)
-def _default_is_valid(value_json: str, schema_json: str) -> bool:
-    try:
-        Param(json.loads(value_json), **json.loads(schema_json)).resolve()
-    except ParamValidationError:
-        return False
-    return True
-
-
 def _params(definition: SyncDefinition) -> dict[str, Param]:
     return {
-        "full_refresh": SyncParam(
+        "full_refresh": Param(
             False,
             type="boolean",
             title="Full refresh",
             description="Start from the first page, ignoring the checkpoint a failed try of this run left.",
         ),
-        "max_total": SyncParam(
+        "max_total": Param(
             definition.max_total,
             type=["null", "integer"],
             minimum=1,
