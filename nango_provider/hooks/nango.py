@@ -9,6 +9,7 @@ from __future__ import annotations
 import email.utils
 import random
 import time
+from functools import cached_property
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -80,10 +81,11 @@ class NangoHook(HttpHook):
     def secrets(self, definition: SyncDefinition) -> list[str]:
         """Values that must never be shown: secret headers and parameters, the connection's password."""
         found = secret_values(definition.headers, definition.query_params, definition.body)
-        if self._has_connection:
-            password = self.get_connection(self.http_conn_id).password
-            found += [password] if password else []
-        return found
+        return found + [self._connection_password] if self._connection_password else found
+
+    @cached_property
+    def _connection_password(self) -> str | None:
+        return self.get_connection(self.http_conn_id).password if self._has_connection else None
 
     def get_conn(
         self, headers: dict[Any, Any] | None = None, extra_options: dict[str, Any] | None = None
