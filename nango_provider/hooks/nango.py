@@ -9,9 +9,9 @@ from __future__ import annotations
 import email.utils
 import random
 import time
-from functools import cached_property
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import msgspec
@@ -81,7 +81,7 @@ class NangoHook(HttpHook):
     def secrets(self, definition: SyncDefinition) -> list[str]:
         """Values that must never be shown: secret headers and parameters, the connection's password."""
         found = secret_values(definition.headers, definition.query_params, definition.body)
-        return found + [self._connection_password] if self._connection_password else found
+        return [*found, self._connection_password] if self._connection_password else found
 
     @cached_property
     def _connection_password(self) -> str | None:
