@@ -32,7 +32,8 @@ airflow: $(STAMP)
 	$(BIN)/python -m devtools.standalone
 
 bench: $(STAMP)
-	$(BIN)/python -m benchmarks.bench
+	$(BIN)/pip install --quiet -r benchmarks/requirements.txt
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

@@ -1,0 +1,271 @@
+"""``make bench``: sync throughput against its ceilings and dlt, memory, and DAG parsing against dag-factory.
+
+Everything runs in one go on this machine: a local paginated API (``devtools.demo_api``, its own process),
+an embedded Postgres, and every measurement in a fresh child process (``benchmarks.measure``) so that peak
+RSS figures are each measurement's own. Prints the results and the goals; writes nothing into the
+repository unless ``--write-doc`` is given, which rewrites the results section of docs/performance.md.
+Everything it starts, it stops.
+
+Run: ``make bench`` or ``python -m benchmarks.bench [--repeat 3] [--sizes 40000 200000] [--write-doc]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from benchmarks import parsing, report
+from benchmarks.cpu import postmaster_pid, process_cpu, process_tree_cpu
+from benchmarks.services import ChildError, DemoApiProcess, child_environment, run_child
+from devtools.embedded_postgres import EmbeddedPostgres
+
+SIZES = (40_000, 200_000)
+PARSE_COUNT = 1000
+ONE_DAG_ID = "nango_sync_sync_0500"
+SYNC_TABLE = "bench.contacts"
+_STATS_WAIT_SECONDS = 15.0
+
+
+@dataclass
+class Runs:
+    """Repeated measurements of one kind: each child's result dict."""
+
+    results: list[dict[str, Any]] = field(default_factory=list)
+    error: str | None = None
+
+    def median(self, key: str = "seconds") -> float:
+        """Median of ``key`` over the runs."""
+        return float(statistics.median(result[key] for result in self.results))
+
+    def values(self, key: str = "seconds") -> list[float]:
+        """``key`` of every run, in order."""
+        return [result[key] for result in self.results]
+
+
+@dataclass
+class SizeResults:
+    """Everything measured at one number of records."""
+
+    records: int
+    fetch: Runs = field(default_factory=Runs)
+    upsert: Runs = field(default_factory=Runs)
+    initial: Runs = field(default_factory=Runs)
+    resync: Runs = field(default_factory=Runs)
+    dlt: Runs = field(default_factory=Runs)
+    rewritten: list[dict[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class ParseResults:
+    """DAG parsing: all 1,000 DAGs with both loaders, and the one DAG a task needs."""
+
+    ours: Runs = field(default_factory=Runs)
+    dagfactory: Runs = field(default_factory=Runs)
+    one: Runs = field(default_factory=Runs)
+
+
+class Bench:
+    """Owns the Postgres, the temporary folder and the child environment for one benchmark run."""
+
+    def __init__(
+        self, uri: str, postmaster: int | None, workdir: Path, repeat: int, log: Callable[[str], None]
+    ) -> None:
+        self.uri = uri
+        self.postmaster = postmaster
+        self.workdir = workdir
+        self.repeat = repeat
+        self.log = log
+        self.env = child_environment(workdir / "airflow")
+
+    def child(self, kind: str, params: dict[str, Any], extra_env: dict[str, str] | None = None) -> dict[str, Any]:
+        """One measurement in a fresh process."""
+        return run_child(kind, params, self.env, extra_env=extra_env)
+
+    def timed_child(self, kind: str, params: dict[str, Any], api: DemoApiProcess) -> dict[str, Any]:
+        """A throughput measurement, plus the CPU seconds the API server and all of Postgres used meanwhile."""
+        api_before = process_cpu(api.pid) if api.pid else 0.0
+        postgres_before = process_tree_cpu(self.postmaster) if self.postmaster else 0.0
+        result = self.child(kind, params)
+        result.setdefault("api_cpu_seconds", (process_cpu(api.pid) if api.pid else 0.0) - api_before)
+        postgres_after = process_tree_cpu(self.postmaster) if self.postmaster else 0.0
+        result.setdefault("postgres_cpu_seconds", postgres_after - postgres_before)
+        return result
+
+    # -- throughput -----------------------------------------------------------------------------------
+
+    def measure_size(self, records: int) -> SizeResults:
+        """Ceilings, initial sync, re-sync and dlt at ``records``, ``repeat`` times, interleaved."""
+        results = SizeResults(records)
+        with DemoApiProcess(records) as api:
+            warmed = api.warm_up()
+            if warmed != records:
+                raise ChildError(f"the demo API served {warmed} contacts, expected {records}")
+            base = {"api_url": api.url, "uri": self.uri, "records": records}
+            for repetition in range(1, self.repeat + 1):
+                self.log(f"{records:,} records, repetition {repetition}/{self.repeat}")
+                results.fetch.results.append(self.timed_child("fetch", base, api))
+                results.upsert.results.append(self.timed_child("upsert", base, api))
+                self._sync_pair(results, base, repetition, api)
+                self._dlt(results, base, repetition, api)
+        return results
+
+    def _sync_pair(self, results: SizeResults, base: dict[str, Any], repetition: int, api: DemoApiProcess) -> None:
+        """Initial sync into an empty table, then a re-sync with nothing changed (which must rewrite nothing)."""
+        with psycopg.connect(self.uri, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {SYNC_TABLE}")
+        run_id = f"bench_{base['records']}_{repetition}"
+        start = table_state(self.uri, fingerprint=False)
+        initial = self.timed_child("sync", base | {"run_id": f"{run_id}_initial"}, api)
+        expected = {"fetched": base["records"], "added": base["records"], "updated": 0, "unchanged": 0}
+        _check_counts("initial sync", initial["counts"], expected)
+        results.initial.results.append(initial)
+        before = table_state(self.uri, wait_for_job_updates=start["job_updates"] + initial["counts"]["pages"] + 1)
+        resync = self.timed_child("sync", base | {"run_id": f"{run_id}_resync"}, api)
+        expected = {"fetched": base["records"], "added": 0, "updated": 0, "unchanged": base["records"]}
+        _check_counts("re-sync", resync["counts"], expected)
+        after = table_state(self.uri, wait_for_job_updates=before["job_updates"] + resync["counts"]["pages"] + 1)
+        results.resync.results.append(resync)
+        results.rewritten.append(
+            {
+                "tuples_written": after["tuples_written"] - before["tuples_written"],
+                "xmin_changed": int(after["fingerprint"] != before["fingerprint"]),
+                "stats_flushed": int(after["job_updates"] >= before["job_updates"] + resync["counts"]["pages"] + 1),
+            }
+        )
+
+    def _dlt(self, results: SizeResults, base: dict[str, Any], repetition: int, api: DemoApiProcess) -> None:
+        if results.dlt.error is not None:
+            return  # it failed once: it will not work the next time either
+        dataset = f"dlt_bench_{base['records']}_{repetition}"
+        try:
+            params = base | {"pipeline": dataset, "dataset": dataset}
+            results.dlt.results.append(self.timed_child("dlt", params, api))
+        except ChildError as error:
+            results.dlt.error = str(error)
+            self.log(f"dlt failed: {error}")
+        finally:
+            with psycopg.connect(self.uri, autocommit=True) as conn:
+                conn.execute(f'DROP SCHEMA IF EXISTS "{dataset}" CASCADE')
+                conn.execute(f'DROP SCHEMA IF EXISTS "{dataset}_staging" CASCADE')
+
+    # -- DAG parsing ----------------------------------------------------------------------------------
+
+    def measure_parsing(self) -> ParseResults:
+        """1,000 one-sync YAML files: all DAGs with ours and with dag-factory; the one DAG a task needs."""
+        ours_folder, dagfactory_folder = self.workdir / "syncs", self.workdir / "dagfactory"
+        parsing.write_ours(ours_folder, PARSE_COUNT)
+        parsing.write_dagfactory(dagfactory_folder, PARSE_COUNT)
+        results = ParseResults()
+        one_env = {"_AIRFLOW_PARSING_CONTEXT_DAG_ID": ONE_DAG_ID}
+        for repetition in range(1, self.repeat + 1):
+            self.log(f"DAG parsing, repetition {repetition}/{self.repeat}")
+            ours = {"folder": str(ours_folder), "expect": PARSE_COUNT}
+            results.ours.results.append(self.child("parse_ours", ours))
+            dagfactory = {"folder": str(dagfactory_folder), "expect": PARSE_COUNT}
+            results.dagfactory.results.append(self.child("parse_dagfactory", dagfactory))
+            results.one.results.append(self.child("parse_ours", ours | {"expect": 1}, one_env))
+        return results
+
+
+def table_state(uri: str, wait_for_job_updates: int | None = None, *, fingerprint: bool = True) -> dict[str, Any]:
+    """Rows written to the sync's table so far (pg_stat), a fingerprint of its row versions, and job updates.
+
+    Statistics of a finished child's backend reach pg_stat when it exits; ``wait_for_job_updates`` waits until
+    the updates of ``nango._nango_jobs`` (one per page plus one at the end of a run) show that they have.
+    """
+    deadline = time.monotonic() + _STATS_WAIT_SECONDS
+    with psycopg.connect(uri, autocommit=True) as conn:
+        while True:
+            conn.execute("SELECT pg_stat_force_next_flush()")
+            conn.execute("SELECT pg_stat_clear_snapshot()")
+            row = conn.execute(
+                """SELECT (SELECT n_tup_ins + n_tup_upd FROM pg_stat_user_tables WHERE relid = to_regclass(%s)),
+                          (SELECT n_tup_upd FROM pg_stat_user_tables
+                           WHERE relid = to_regclass('nango._nango_jobs'))""",
+                (SYNC_TABLE,),
+            ).fetchone()
+            written, job_updates = (int(value or 0) for value in row or (0, 0))
+            if wait_for_job_updates is None or job_updates >= wait_for_job_updates or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        versions = None
+        if fingerprint:
+            versions = conn.execute(
+                f"SELECT count(*), md5(string_agg(xmin::text || ctid::text, ',' ORDER BY _nango_unique_key)) "
+                f"FROM {SYNC_TABLE}"
+            ).fetchone()
+    return {"tuples_written": written, "job_updates": job_updates, "fingerprint": versions}
+
+
+def _check_counts(what: str, counts: dict[str, int], expected: dict[str, int]) -> None:
+    wrong = {name: counts.get(name) for name, value in expected.items() if counts.get(name) != value}
+    if wrong:
+        raise ChildError(f"{what}: counts {counts} differ from the expected {expected} in {wrong}")
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command line: ``--write-doc``, ``--repeat``, ``--sizes``, ``--skip-parsing``."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.bench", description=__doc__.splitlines()[0])
+    parser.add_argument("--write-doc", action="store_true", help="rewrite the results section of docs/performance.md")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per figure; medians are reported")
+    parser.add_argument(
+        "--sizes", type=int, nargs="+", default=list(SIZES), help="records per sync (default: %(default)s)"
+    )
+    parser.add_argument("--skip-parsing", action="store_true", help="do not run the DAG-parsing benchmark")
+    return parser.parse_args(argv)
+
+
+def _stop(postgres: EmbeddedPostgres) -> None:
+    """Stop the Postgres; a failure to stop is reported, not raised over the real error."""
+    try:
+        postgres.stop()
+    except Exception as error:
+        log(f"could not stop the embedded Postgres cleanly: {error}")
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so that stdout holds only the results."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run everything, print the results and the goals; with ``--write-doc`` update docs/performance.md."""
+    args = parse_args(argv)
+    started, load_at_start = time.monotonic(), report.load_average()
+    workdir = Path(tempfile.mkdtemp(prefix="nango-bench-"))
+    postgres = EmbeddedPostgres()  # its own data directory, removed by stop()
+    try:
+        log("starting the embedded Postgres")
+        postgres.start()
+        bench = Bench(postgres.uri, postmaster_pid(postgres.data_dir), workdir, args.repeat, log)
+        machine = report.machine_info(postgres.uri)
+        sizes = [bench.measure_size(records) for records in sorted(args.sizes)]
+        parse = None if args.skip_parsing else bench.measure_parsing()
+    except ChildError as error:
+        log(f"a measurement failed, no results:\n{error}")
+        return 1
+    finally:
+        _stop(postgres)
+        shutil.rmtree(workdir, ignore_errors=True)
+    elapsed = time.monotonic() - started
+    machine["load average (1, 5, 15 min)"] = f"{load_at_start} at the start, {report.load_average()} at the end"
+    text = report.render(machine, sizes, parse, repeat=args.repeat, elapsed=elapsed)
+    print(text)
+    if args.write_doc:
+        report.write_doc(text)
+        log(f"rewrote the results section of {report.DOC}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
