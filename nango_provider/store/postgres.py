@@ -97,9 +97,11 @@ WITH written AS (
         _nango_deleted_at = NULL
     WHERE t._nango_hash IS DISTINCT FROM EXCLUDED._nango_hash OR t._nango_deleted_at IS NOT NULL
     RETURNING (xmax = 0) AS inserted
-)
+){seen}
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
+_SEEN: Final = """,
+seen AS (INSERT INTO nango._nango_seen (run_key, key) SELECT %(run)s, k FROM pg_temp._nango_page)"""
 _MARK_DELETED: Final = """
 UPDATE {table} AS t SET _nango_deleted_at = now()
 WHERE t._nango_deleted_at IS NULL AND t._nango_first_seen_at < %(started)s
@@ -289,7 +291,6 @@ class PostgresStore:
             state.next_request = next_request
             state.next_page = page + 1
             self._save_checkpoint(cursor, run, state)
-            self._update_job(cursor, state, "running")
         return page_counts
 
     def finish(self, run: RunIdentity, state: RunState, *, complete: bool) -> dict[str, int]:
@@ -336,13 +337,10 @@ class PostgresStore:
     ) -> tuple[int, int]:
         with cursor.copy("COPY pg_temp._nango_page (k, d, h) FROM STDIN") as copy:
             copy.write(prepared.copy_text)
-        cursor.execute(sql.SQL(_UPSERT).format(table=self.table))
+        seen = sql.SQL(_SEEN if state.track_seen else "")
+        cursor.execute(sql.SQL(_UPSERT).format(table=self.table, seen=seen), {"run": run.run_key})
         added, updated = cursor.fetchone() or (0, 0)
         if state.track_seen:
-            cursor.execute(
-                "INSERT INTO nango._nango_seen (run_key, key) SELECT %s, k FROM pg_temp._nango_page",
-                (run.run_key,),
-            )
             state.seen += prepared.rows
         return int(added), int(updated)
 
@@ -415,15 +413,22 @@ class PostgresStore:
         return state
 
     def _save_checkpoint(self, cursor: psycopg.Cursor[Any], run: RunIdentity, state: RunState) -> None:
+        """Save where the run is, and show its counts so far in its job row, in one round trip."""
         request = json.dumps(state.next_request.to_checkpoint()) if state.next_request else None
         cursor.execute(
-            """INSERT INTO nango._nango_checkpoints (run_key, sync_name, target_table, run_started_at, next_request,
-                   next_page, track_seen, seen, pages, fetched, added, updated, unchanged, saved_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
-               ON CONFLICT (run_key) DO UPDATE SET next_request = EXCLUDED.next_request,
-                   next_page = EXCLUDED.next_page, seen = EXCLUDED.seen, pages = EXCLUDED.pages,
-                   fetched = EXCLUDED.fetched, added = EXCLUDED.added, updated = EXCLUDED.updated,
-                   unchanged = EXCLUDED.unchanged, saved_at = now()""",
+            """WITH saved AS (
+                   INSERT INTO nango._nango_checkpoints (run_key, sync_name, target_table, run_started_at,
+                       next_request, next_page, track_seen, seen, pages, fetched, added, updated, unchanged, saved_at)
+                   VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                   ON CONFLICT (run_key) DO UPDATE SET next_request = EXCLUDED.next_request,
+                       next_page = EXCLUDED.next_page, seen = EXCLUDED.seen, pages = EXCLUDED.pages,
+                       fetched = EXCLUDED.fetched, added = EXCLUDED.added, updated = EXCLUDED.updated,
+                       unchanged = EXCLUDED.unchanged, saved_at = now()
+                   RETURNING pages, fetched, added, updated, unchanged
+               )
+               UPDATE nango._nango_jobs AS j SET pages = s.pages, fetched = s.fetched, added = s.added,
+                   updated = s.updated, unchanged = s.unchanged
+               FROM saved AS s WHERE j.id = %s""",
             (
                 run.run_key,
                 run.sync_name,
@@ -434,6 +439,7 @@ class PostgresStore:
                 state.track_seen,
                 state.seen,
                 *(state.counts[name] for name in COUNT_NAMES[:5]),
+                state.job_id,
             ),
         )
 

@@ -32,11 +32,30 @@ class PreparedPage:
 
 def prepare_keyed(records: Sequence[Any], unique_key: CompiledPath, sync: str, page: int) -> PreparedPage:
     """Rows keyed by the value at ``unique_key``; a record without it fails the run naming page and position."""
+    # This loop runs for every record of a sync: the common case (a top-level string or integer key) is inlined.
+    field = unique_key.segments[0] if unique_key.segments is not None and len(unique_key.segments) == 1 else None
+    encode = _ENCODER.encode
     rows: dict[str, bytes] = {}
     for position, record in enumerate(records):
-        key = _key_of(record, unique_key, sync, page, position)
-        rows[key] = _encode(record, sync, page, position)
-    lines = [_copy_line(key.translate(_COPY_ESCAPES).encode(), data) for key, data in rows.items()]
+        key = record.get(field) if field is not None and type(record) is dict else None
+        if type(key) is int:
+            key = str(key)
+        elif type(key) is not str or "\x00" in key:
+            key = _key_of(record, unique_key, sync, page, position)
+        data = encode(record)
+        if _NUL in data:
+            _refuse_nul(record, sync, page, position)
+        rows[key] = data
+    blake2b = hashlib.blake2b
+    lines = [
+        b"%b\t%b\t%b\n"
+        % (
+            key.translate(_COPY_ESCAPES).encode(),
+            data.replace(b"\\", b"\\\\"),  # JSON has no raw control characters: only \\ needs COPY escaping
+            blake2b(data, digest_size=16).hexdigest().encode(),
+        )
+        for key, data in rows.items()
+    ]
     return PreparedPage(b"".join(lines), len(rows), len(records))
 
 
@@ -79,13 +98,19 @@ def _key_of(record: Any, unique_key: CompiledPath, sync: str, page: int, positio
 
 def _encode(record: Any, sync: str, page: int, position: int) -> bytes:
     data = _ENCODER.encode(record)
-    if _NUL in data and _holds_nul(record):  # the byte check is cheap; the walk confirms (``\\u0000`` is fine)
+    if _NUL in data:
+        _refuse_nul(record, sync, page, position)
+    return data
+
+
+def _refuse_nul(record: Any, sync: str, page: int, position: int) -> None:
+    """Raise if ``record`` really holds a NUL character (its JSON may only hold an escaped ``\\u0000`` text)."""
+    if _holds_nul(record):
         raise RecordError(
             f"page {page}, record {position}: contains a NUL character (\\u0000), which Postgres cannot store "
             "in jsonb; the page was not written",
             sync=sync,
         )
-    return data
 
 
 def _holds_nul(value: Any) -> bool:
