@@ -26,6 +26,18 @@ def sync(
     return run_sync(NangoHook(sleep=lambda _: None), store, definition, run, log=lambda _: None, **options)
 
 
+def items_sync(api_url: str, **extra: Any) -> dict[str, Any]:
+    """Fields of a sync of ``<api_url>/items``: key ``id``, page-number cursor ``next_page``, table nango.items."""
+    return {
+        "url": f"{api_url}/items",
+        "unique_key": "id",
+        "paging_request_path": "page",
+        "paging_response_path": "next_page",
+        "table": "nango.items",
+        **extra,
+    }
+
+
 def rows(db: str, table: str = "nango.items", where: str = "true") -> dict[str, dict[str, Any]]:
     """``{unique key: row}`` of a sync table (row: data, hash, timestamps, xmin)."""
     schema, name = table.split(".")

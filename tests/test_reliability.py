@@ -12,7 +12,7 @@ import pytest
 
 from nango_provider.exceptions import HttpError, PaginationError, ResponseError, StoreError
 from tests.fixture_server import FixtureServer, Reply, Request, paged
-from tests.helpers import jobs, rows, sync
+from tests.helpers import items_sync, jobs, rows, sync
 
 pytestmark = pytest.mark.integration
 
@@ -40,26 +40,15 @@ class PagedItems:
         return Reply(json={"results": self.pages[number - 1], "next_page": following})
 
 
-def fields(api: FixtureServer, **extra: Any) -> dict[str, Any]:
-    return {
-        "url": f"{api.url}/items",
-        "unique_key": "id",
-        "paging_request_path": "page",
-        "paging_response_path": "next_page",
-        "table": "nango.items",
-        **extra,
-    }
-
-
 def test_a_retried_try_resumes_at_the_failed_page_and_ends_as_an_uninterrupted_run(db: str, api: FixtureServer) -> None:
     server = PagedItems(api, count=30)
     server.fail_on = 4
     with pytest.raises(HttpError, match="400"):
-        sync(db, "items", fields(api), run_id="run-1", try_number=1)
+        sync(db, "items", items_sync(api.url), run_id="run-1", try_number=1)
     assert sorted(map(int, rows(db))) == list(range(1, 16))
     server.fail_on, server.served = None, []
 
-    counts = sync(db, "items", fields(api), run_id="run-1", try_number=2)
+    counts = sync(db, "items", items_sync(api.url), run_id="run-1", try_number=2)
 
     assert server.served == [4, 5, 6]
     assert counts == {"pages": 6, "fetched": 30, "added": 30, "updated": 0, "unchanged": 0, "deleted": 0}
@@ -72,14 +61,14 @@ def test_a_retried_try_resumes_at_the_failed_page_and_ends_as_an_uninterrupted_r
 
 def test_resume_keeps_deletion_detection_exact(db: str, api: FixtureServer) -> None:
     server = PagedItems(api, count=20)
-    sync(db, "items", fields(api), run_id="run-1")
+    sync(db, "items", items_sync(api.url), run_id="run-1")
     server.pages = paged([{"id": i, "name": f"item {i}"} for i in range(1, 20)], 5)  # id 20 is gone upstream
     server.fail_on = 3
     with pytest.raises(HttpError):
-        sync(db, "items", fields(api), run_id="run-2", try_number=1)
+        sync(db, "items", items_sync(api.url), run_id="run-2", try_number=1)
     assert all(row["deleted_at"] is None for row in rows(db).values())  # an unfinished run marks nothing gone
     server.fail_on = None
-    counts = sync(db, "items", fields(api), run_id="run-2", try_number=2)
+    counts = sync(db, "items", items_sync(api.url), run_id="run-2", try_number=2)
     assert counts["deleted"] == 1 and counts["unchanged"] == 19
     assert [key for key, row in rows(db).items() if row["deleted_at"] is not None] == ["20"]
 
@@ -88,9 +77,9 @@ def test_full_refresh_ignores_the_checkpoint(db: str, api: FixtureServer) -> Non
     server = PagedItems(api, count=15)
     server.fail_on = 2
     with pytest.raises(HttpError):
-        sync(db, "items", fields(api), run_id="run-1")
+        sync(db, "items", items_sync(api.url), run_id="run-1")
     server.fail_on, server.served = None, []
-    counts = sync(db, "items", fields(api), run_id="run-1", try_number=2, full_refresh=True)
+    counts = sync(db, "items", items_sync(api.url), run_id="run-1", try_number=2, full_refresh=True)
     assert server.served == [1, 2, 3]
     assert counts == {"pages": 3, "fetched": 15, "added": 10, "updated": 0, "unchanged": 5, "deleted": 0}
 
@@ -107,10 +96,10 @@ def test_postgres_dropping_the_connection_fails_clearly_and_the_retry_completes(
 
     server.on_page[3] = kill_sync_connections
     with pytest.raises(StoreError, match="lost the connection to Postgres while writing page"):
-        sync(db, "items", fields(api), run_id="run-1", try_number=1)
+        sync(db, "items", items_sync(api.url), run_id="run-1", try_number=1)
     written = len(rows(db))
     assert written in (5, 10, 15)  # whole pages only; the fetch thread runs a page or two ahead of the writer
-    counts = sync(db, "items", fields(api), run_id="run-1", try_number=2)
+    counts = sync(db, "items", items_sync(api.url), run_id="run-1", try_number=2)
     assert counts["fetched"] == 25 and counts["added"] == 25 and counts["pages"] == 5
     assert sorted(map(int, rows(db))) == list(range(1, 26))
     assert [job["status"] for job in jobs(db)] == ["failed", "success"]
@@ -122,7 +111,7 @@ def test_two_runs_on_one_table_never_interleave(db: str, api: FixtureServer) -> 
     results: dict[str, dict[str, int]] = {}
 
     def run(run_id: str) -> None:
-        results[run_id] = sync(db, "items", fields(api), run_id=run_id)
+        results[run_id] = sync(db, "items", items_sync(api.url), run_id=run_id)
 
     first = threading.Thread(target=run, args=("scheduled",))
     second = threading.Thread(target=run, args=("manual",))
@@ -165,12 +154,12 @@ def test_checkpoints_hold_no_secret_and_the_resume_still_authenticates(db: str, 
     api.route("GET", "/items", checked)
     server.fail_on = 2
     with pytest.raises(HttpError):
-        sync(db, "items", fields(api, query_params={"api_key": "key-7890abc"}))
+        sync(db, "items", items_sync(api.url, query_params={"api_key": "key-7890abc"}))
     with psycopg.connect(db) as conn:
         saved = conn.execute("SELECT next_request::text FROM nango._nango_checkpoints").fetchall()
     assert saved == [('{"cursor": 2}',)]
     server.fail_on = None
-    counts = sync(db, "items", fields(api, query_params={"api_key": "key-7890abc"}), try_number=2)
+    counts = sync(db, "items", items_sync(api.url, query_params={"api_key": "key-7890abc"}), try_number=2)
     assert counts["fetched"] == 15 and set(keys) == {"key-7890abc"}
 
 
@@ -187,7 +176,7 @@ def test_a_flaky_api_syncs_completely_inside_one_run(db: str, api: FixtureServer
         return server.handle(request)
 
     api.route("GET", "/items", flaky)
-    counts = sync(db, "items", fields(api))
+    counts = sync(db, "items", items_sync(api.url))
     assert served_faults == [2, 3, 4]
     assert counts == {"pages": 6, "fetched": 30, "added": 30, "updated": 0, "unchanged": 0, "deleted": 0}
     assert sorted(map(int, rows(db))) == list(range(1, 31))
@@ -203,9 +192,9 @@ def test_an_endless_cursor_and_an_html_answer_fail_with_clear_errors_in_the_jobs
     )
     started = time.monotonic()
     with pytest.raises(PaginationError, match="'same'"):
-        sync(db, "forever", fields(api, url=f"{api.url}/forever", table="nango.forever"))
+        sync(db, "forever", items_sync(api.url, url=f"{api.url}/forever", table="nango.forever"))
     assert time.monotonic() - started < 5
     with pytest.raises(ResponseError, match="not JSON"):
-        sync(db, "html", fields(api, url=f"{api.url}/html", table="nango.html"))
+        sync(db, "html", items_sync(api.url, url=f"{api.url}/html", table="nango.html"))
     errors = [job["error"] for job in jobs(db)]
     assert "cursor 'same'" in errors[0] and "not JSON" in errors[1] and "text/html" in errors[1]

@@ -10,7 +10,7 @@ import pytest
 
 from nango_provider.exceptions import RecordError, ResponseError
 from tests.fixture_server import FixtureServer, Reply, Request, paged
-from tests.helpers import jobs, rows, sync
+from tests.helpers import items_sync, jobs, rows, sync
 
 pytestmark = pytest.mark.integration
 
@@ -27,24 +27,13 @@ def serve(api: FixtureServer, records: list[Any], size: int = 3, path: str = "/i
     api.route("GET", path, handler)
 
 
-def keyed(api: FixtureServer, **extra: Any) -> dict[str, Any]:
-    return {
-        "url": f"{api.url}/items",
-        "unique_key": "id",
-        "paging_request_path": "page",
-        "paging_response_path": "next_page",
-        "table": "nango.items",
-        **extra,
-    }
-
-
 def items(count: int, **changes: Any) -> list[dict[str, Any]]:
     return [{"id": i, "name": f"item {i}", **changes.get(str(i), {})} for i in range(1, count + 1)]
 
 
 def test_first_run_inserts_every_record_and_counts_pages(db: str, api: FixtureServer) -> None:
     serve(api, items(10))
-    counts = sync(db, "items", keyed(api))
+    counts = sync(db, "items", items_sync(api.url))
     assert counts == {"pages": 4, "fetched": 10, "added": 10, "updated": 0, "unchanged": 0, "deleted": 0}
     stored = rows(db)
     assert sorted(stored) == sorted(str(i) for i in range(1, 11))
@@ -53,9 +42,9 @@ def test_first_run_inserts_every_record_and_counts_pages(db: str, api: FixtureSe
 
 def test_unchanged_records_are_not_rewritten(db: str, api: FixtureServer) -> None:
     serve(api, items(10))
-    sync(db, "items", keyed(api), run_id="run-1")
+    sync(db, "items", items_sync(api.url), run_id="run-1")
     before = rows(db)
-    counts = sync(db, "items", keyed(api), run_id="run-2")
+    counts = sync(db, "items", items_sync(api.url), run_id="run-2")
     assert counts == {"pages": 4, "fetched": 10, "added": 0, "updated": 0, "unchanged": 10, "deleted": 0}
     after = rows(db)
     assert {key: row["xmin"] for key, row in after.items()} == {key: row["xmin"] for key, row in before.items()}
@@ -63,11 +52,11 @@ def test_unchanged_records_are_not_rewritten(db: str, api: FixtureServer) -> Non
 
 def test_changed_records_are_updated_and_missing_ones_soft_deleted(db: str, api: FixtureServer) -> None:
     serve(api, items(10))
-    sync(db, "items", keyed(api), run_id="run-1")
+    sync(db, "items", items_sync(api.url), run_id="run-1")
     before = rows(db)
     changed = [r for r in items(10, **{"3": {"name": "renamed"}}) if r["id"] != 5] + [{"id": 11, "name": "new"}]
     serve(api, changed)
-    counts = sync(db, "items", keyed(api), run_id="run-2")
+    counts = sync(db, "items", items_sync(api.url), run_id="run-2")
     assert counts == {"pages": 4, "fetched": 10, "added": 1, "updated": 1, "unchanged": 8, "deleted": 1}
     after = rows(db)
     assert after["3"]["data"] == {"id": 3, "name": "renamed"}
@@ -77,7 +66,7 @@ def test_changed_records_are_updated_and_missing_ones_soft_deleted(db: str, api:
     assert after["4"]["xmin"] == before["4"]["xmin"]
 
     serve(api, items(10))  # 5 comes back, 11 goes away, 3 is renamed back
-    counts = sync(db, "items", keyed(api), run_id="run-3")
+    counts = sync(db, "items", items_sync(api.url), run_id="run-3")
     assert counts["updated"] == 2 and counts["deleted"] == 1 and counts["added"] == 0
     assert rows(db)["5"]["deleted_at"] is None
     assert rows(db)["11"]["deleted_at"] is not None
@@ -92,19 +81,19 @@ def test_duplicate_keys_within_and_across_pages_last_one_wins(db: str, api: Fixt
         {"id": 3, "v": "a"},
     ]
     serve(api, records)
-    counts = sync(db, "items", keyed(api))
+    counts = sync(db, "items", items_sync(api.url))
     assert counts == {"pages": 2, "fetched": 5, "added": 3, "updated": 1, "unchanged": 0, "deleted": 0}
     assert {key: row["data"]["v"] for key, row in rows(db).items()} == {"1": "b", "2": "c", "3": "a"}
 
 
 def test_nested_unique_key_and_string_keys(db: str, api: FixtureServer) -> None:
     serve(api, [{"meta": {"uid": f"u-{i}"}, "n": i} for i in range(4)])
-    sync(db, "items", keyed(api, unique_key="meta.uid"))
+    sync(db, "items", items_sync(api.url, unique_key="meta.uid"))
     assert sorted(rows(db)) == ["u-0", "u-1", "u-2", "u-3"]
 
 
 def test_without_unique_key_the_table_holds_exactly_the_latest_run(db: str, api: FixtureServer) -> None:
-    fields = keyed(api)
+    fields = items_sync(api.url)
     del fields["unique_key"]
     serve(api, [{"v": 1}, {"v": 2}, {"v": 2}, {"v": 3}])
     first = sync(db, "items", fields, run_id="run-1")
@@ -117,7 +106,7 @@ def test_without_unique_key_the_table_holds_exactly_the_latest_run(db: str, api:
 
 def test_custom_table_creates_its_schema(db: str, api: FixtureServer) -> None:
     serve(api, items(2))
-    sync(db, "items", keyed(api, table="test_crm.things"))
+    sync(db, "items", items_sync(api.url, table="test_crm.things"))
     assert sorted(rows(db, "test_crm.things")) == ["1", "2"]
 
 
@@ -129,7 +118,7 @@ def test_awkward_values_are_stored_exactly(db: str, api: FixtureServer) -> None:
         {"id": 1.5, "float": 0.1, "exp": 1e300, "bool": True},
     ]
     serve(api, awkward)
-    sync(db, "items", keyed(api))
+    sync(db, "items", items_sync(api.url))
     stored = rows(db)
     assert stored["o'brien"]["data"] == awkward[0]
     assert stored["tab\tand\nnewline"]["data"] == awkward[1]
@@ -145,7 +134,7 @@ def test_a_record_without_the_unique_key_fails_the_run_naming_key_page_and_posit
 ) -> None:
     serve(api, [{"id": 1}, {"id": 2}, {"id": 3}, {"id": 4}, {"name": "no id"}])
     with pytest.raises(RecordError, match=r"page 2, record 1: no value at unique_key 'id'") as error:
-        sync(db, "items", keyed(api))
+        sync(db, "items", items_sync(api.url))
     assert error.value.sync == "items"
     assert sorted(rows(db)) == ["1", "2", "3"]  # page 1 committed, page 2 not half-written
     job = jobs(db)[-1]
@@ -155,14 +144,14 @@ def test_a_record_without_the_unique_key_fails_the_run_naming_key_page_and_posit
 def test_a_nul_character_is_refused_clearly_and_nothing_of_the_page_is_written(db: str, api: FixtureServer) -> None:
     serve(api, [{"id": 1}, {"id": 2, "text": "bad\u0000value"}, {"id": 3}])
     with pytest.raises(RecordError, match=r"NUL character"):
-        sync(db, "items", keyed(api))
+        sync(db, "items", items_sync(api.url))
     assert rows(db) == {}
 
 
 def test_max_total_stops_early_and_marks_nothing_deleted(db: str, api: FixtureServer) -> None:
     serve(api, items(10))
-    sync(db, "items", keyed(api), run_id="run-1")
-    counts = sync(db, "items", keyed(api, max_total=4), run_id="run-2")
+    sync(db, "items", items_sync(api.url), run_id="run-1")
+    counts = sync(db, "items", items_sync(api.url, max_total=4), run_id="run-2")
     assert counts == {"pages": 2, "fetched": 4, "added": 0, "updated": 0, "unchanged": 4, "deleted": 0}
     assert len(api.requests) == 4 + 2
     assert all(row["deleted_at"] is None for row in rows(db).values())
@@ -170,7 +159,7 @@ def test_max_total_stops_early_and_marks_nothing_deleted(db: str, api: FixtureSe
 
 def test_jobs_table_records_every_run(db: str, api: FixtureServer) -> None:
     serve(api, items(4))
-    sync(db, "items", keyed(api), run_id="run-a")
+    sync(db, "items", items_sync(api.url), run_id="run-a")
     job = jobs(db)[0]
     assert {key: job[key] for key in ("sync_name", "dag_id", "task_id", "run_id", "try_number", "status")} == {
         "sync_name": "items",
@@ -192,7 +181,7 @@ def test_deep_nesting_and_huge_strings_are_stored_whole(db: str, api: FixtureSer
         deep = {"d": [deep]}
     huge = "x" * 5_000_000 + "🚀"
     serve(api, [{"id": 1, "deep": deep}, {"id": 2, "huge": huge}])
-    sync(db, "items", keyed(api))
+    sync(db, "items", items_sync(api.url))
     stored = rows(db)
     assert stored["1"]["data"]["deep"] == deep
     assert stored["2"]["data"]["huge"] == huge
@@ -203,5 +192,5 @@ def test_json_nested_too_deeply_to_decode_is_refused_clearly(db: str, api: Fixtu
     body = b'{"results": [{"id": 1, "deep": ' + b"[" * depth + b"]" * depth + b"}]}"
     api.route("GET", "/items", lambda request: Reply(body=body))
     with pytest.raises(ResponseError, match="nested too deeply"):
-        sync(db, "items", keyed(api))
+        sync(db, "items", items_sync(api.url))
     assert rows(db) == {}
