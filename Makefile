@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint unit demo airflow bench clean
+.PHONY: install test test-ui lint unit demo airflow bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -20,7 +20,12 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not ui"
+
+# The browser test: a real Airflow driven through its web UI by headless Chromium (/usr/bin/chromium,
+# `apt-get install -y chromium`); screenshots of every step land in test-artifacts/.
+test-ui: $(STAMP)
+	$(BIN)/pytest -m ui
 
 unit: $(STAMP)
 	$(BIN)/pytest -m "not integration"

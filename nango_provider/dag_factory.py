@@ -17,10 +17,10 @@ import yaml
 from airflow.sdk import DAG, Asset, Param, get_parsing_context
 
 from nango_provider.definition import SyncDefinition, iter_definitions_file
-from nango_provider.exceptions import NangoError, StoreError, SyncDefinitionError
+from nango_provider.exceptions import NangoError, RegistryNotConfiguredError, StoreError, SyncDefinitionError
 from nango_provider.operators.sync import NangoSyncOperator
 from nango_provider.registry import SOURCE as REGISTRY_SOURCE
-from nango_provider.registry import RegistryNotConfiguredError, SyncRegistry
+from nango_provider.registry import SyncRegistry
 
 START_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {

@@ -10,7 +10,9 @@
     │   ├── ResponseError          the body is not JSON, or has no records where the definition says
     │   ├── PaginationError        a cursor or next URL repeats, or the page limit is reached
     │   └── RecordError            a record cannot be stored (missing key, NUL character, ...)
+    ├── SyncExistsError            a sync name is already taken (REST API)
     └── StoreError                 Postgres refused or lost the connection, or the table is busy
+        └── RegistryNotConfiguredError   the registry's Airflow connection is not defined (no API syncs)
 
 Code never matches on message text: branch on the class and its attributes.
 """
@@ -76,3 +78,16 @@ class RecordError(SyncRunError):
 
 class StoreError(NangoError):
     """Postgres refused a write, lost the connection, or another run holds the table."""
+
+
+class RegistryNotConfiguredError(StoreError):
+    """The registry's Airflow connection is not defined: there are no API-created syncs to read."""
+
+
+class SyncExistsError(NangoError):
+    """A sync with this name is already defined; ``name`` says which and ``where`` says where."""
+
+    def __init__(self, name: str, where: str) -> None:
+        self.name = name
+        self.where = where
+        super().__init__(f"sync {name!r} is already defined in {where}")

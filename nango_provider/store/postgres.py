@@ -208,7 +208,7 @@ class PostgresStore:
         """Turn a psycopg error into a :class:`StoreError` that says what was being done."""
         try:
             yield
-        except psycopg.OperationalError as error:
+        except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             raise StoreError(
                 f"sync {self.definition.name!r}: lost the connection to Postgres while {doing} ({error}); "
                 "every committed page is kept and a retry resumes after the last one"

@@ -1,0 +1,235 @@
+"""The REST API of the original Nango product, on Airflow's API server under ``/nango``.
+
+::
+
+    POST   /nango/v1/syncs              create a sync (the original JSON body, plus ``name``)
+    GET    /nango/v1/syncs              every sync: definition, state, last run, recent runs
+    GET    /nango/v1/syncs/{id}         one sync
+    PUT    /nango/v1/syncs              {"action": "pause" | "resume" | "trigger" | "cancel", "sync_id": ...}
+    DELETE /nango/v1/syncs/{id}         remove a sync created through the API (its table is kept)
+    GET    /nango/ui                    the "Nango syncs" page
+
+Airflow does not protect plugin apps, so every route depends on Airflow's ``get_user`` (a JWT from
+``POST /auth/token`` as ``Authorization: Bearer``, or the UI's ``_token`` cookie) and asks the auth manager
+whether the user may read (GET), change (PUT), create (POST) or delete (DELETE) the sync's DAG.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Final, Literal
+
+from airflow.api_fastapi.app import get_auth_manager
+from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
+from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.common.db.common import SessionDep
+from airflow.api_fastapi.core_api.security import get_user
+from fastapi import Body, Depends, FastAPI, HTTPException, Request, status
+from fastapi.exception_handlers import http_exception_handler
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from nango_provider.definition import SyncDefinition
+from nango_provider.exceptions import StoreError, SyncDefinitionError, SyncExistsError
+from nango_provider.plugins import service
+from nango_provider.plugins.page import ICON_SVG, PAGE_HTML
+from nango_provider.registry import SyncRegistry
+
+API_PREFIX: Final = "/v1/syncs"
+UserDep = Annotated[BaseUser, Depends(get_user)]
+
+app = FastAPI(
+    title="Nango syncs",
+    description="The REST API of Nango Sync, on Airflow: create, list, pause, resume, trigger and delete syncs.",
+    version="1",
+)
+
+
+class SyncAction(BaseModel):
+    """Body of ``PUT /v1/syncs``."""
+
+    action: Literal["pause", "resume", "trigger", "cancel"]
+    sync_id: str = Field(description="the sync's name (its DAG is nango_sync_<sync_id>)")
+    conf: dict[str, Any] | None = Field(default=None, description="trigger only: the run's params")
+
+
+# -- errors -------------------------------------------------------------------------------------------------
+
+
+@app.exception_handler(SyncDefinitionError)
+def _invalid_definition(_: Request, error: SyncDefinitionError) -> JSONResponse:
+    """422 naming the sync and the field, with the text a YAML file would get."""
+    detail = {"sync": error.sync, "field": error.field, "message": str(error)}
+    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+
+
+@app.exception_handler(service.SyncNotFoundError)
+def _not_found(_: Request, error: service.SyncNotFoundError) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
+
+
+@app.exception_handler(SyncExistsError)
+@app.exception_handler(service.SyncStateError)
+def _conflict(_: Request, error: Exception) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+
+
+@app.exception_handler(StoreError)
+def _unavailable(_: Request, error: StoreError) -> JSONResponse:
+    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _login_first(request: Request, error: StarletteHTTPException) -> Response:
+    """An anonymous visitor of the page is sent to Airflow's login; API clients get the usual JSON error."""
+    if error.status_code == status.HTTP_401_UNAUTHORIZED and request.url.path.endswith("/ui"):
+        return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)))
+    return await http_exception_handler(request, error)
+
+
+# -- authorization ------------------------------------------------------------------------------------------
+
+
+def authorize(
+    user: BaseUser, method: Literal["GET", "POST", "PUT", "DELETE"], dag_id: str, entity: DagAccessEntity | None = None
+) -> None:
+    """403 unless the auth manager lets ``user`` do ``method`` on the DAG ``dag_id`` (or on its ``entity``)."""
+    from airflow.models.dag import DagModel
+
+    details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
+    if not get_auth_manager().is_authorized_dag(method=method, access_entity=entity, details=details, user=user):
+        what = f"{method} {entity.value + ' of ' if entity else ''}{dag_id}"
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {user.get_name()!r} is not allowed to {what}")
+
+
+def _dag_id(sync_id: str) -> str:
+    return f"{service.DAG_PREFIX}{sync_id}"
+
+
+def _readable(user: BaseUser, session: SessionDep, catalog: service.Catalog) -> list[str]:
+    """Names of the syncs whose DAG ``user`` may read (syncs not parsed yet are checked one by one)."""
+    permitted = get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
+    names = []
+    for name, entry in catalog.entries.items():
+        if entry.dag_id in permitted:
+            names.append(name)
+        elif entry.dag is None:
+            details = DagDetails(id=entry.dag_id)
+            if get_auth_manager().is_authorized_dag(method="GET", details=details, user=user):
+                names.append(name)
+    return names
+
+
+# -- routes -------------------------------------------------------------------------------------------------
+
+
+@app.post(API_PREFIX, status_code=status.HTTP_201_CREATED)
+def create_sync(body: Annotated[dict[str, Any], Body()], user: UserDep, session: SessionDep) -> dict[str, Any]:
+    """Create a sync from the original JSON body (``url``, ``method``, ``headers``, ``body``, ``response_path``,
+    ``unique_key``, ``paging_request_path``, ``paging_response_path``) plus ``name`` and any other field."""
+    name = body.get("name")
+    if not isinstance(name, str):
+        raise SyncDefinitionError("?", "name", f"expected the sync's name (^[a-z][a-z0-9_]*$), got {name!r}")
+    fields = {key: value for key, value in body.items() if key != "name"}
+    definition = SyncDefinition.from_mapping(name, fields)
+    authorize(user, "POST", definition.dag_id)
+    _refuse_taken_name(session, definition)
+    SyncRegistry().save(name, fields)
+    service.set_paused(session, definition.dag_id, False, missing_ok=True)  # the DAG of a deleted namesake
+    reparse = service.request_reparse(session)
+    service.audit(session, "sync_created", definition.dag_id, user.get_name(), sync=name, source="api")
+    return {"id": name, "dag_id": definition.dag_id, "reparse_requested": reparse}
+
+
+def _refuse_taken_name(session: SessionDep, definition: SyncDefinition) -> None:
+    """409 when a YAML file or a DAG file already defines a sync with this name (the registry checks itself)."""
+    entry = service.load_catalog(session, registry=SyncRegistry()).entries.get(definition.name)
+    if entry is not None:
+        raise SyncExistsError(definition.name, entry.defined_in or entry.source)
+
+
+@app.get(API_PREFIX)
+def list_syncs(user: UserDep, session: SessionDep) -> dict[str, Any]:
+    """Every sync the user may read, with its state, its last run and its recent runs."""
+    registry = SyncRegistry()
+    catalog = service.load_catalog(session, registry=registry)
+    entries = catalog.add_runs(session, _readable(user, session, catalog), registry.conn_id)
+    return {"syncs": [entry.as_json() for entry in entries], "total_entries": len(entries), "errors": catalog.errors}
+
+
+@app.get(API_PREFIX + "/{sync_id}")
+def get_sync(sync_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    """One sync, with its state, its last run and its recent runs."""
+    authorize(user, "GET", _dag_id(sync_id))
+    registry = SyncRegistry()
+    catalog = service.load_catalog(session, registry=registry)
+    entry = catalog.get(sync_id)
+    catalog.add_runs(session, [sync_id], registry.conn_id)
+    return {**entry.as_json(), "errors": catalog.errors}
+
+
+@app.put(API_PREFIX)
+def act_on_sync(action: SyncAction, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    """Pause, resume, trigger (with optional ``conf``) or cancel (fail its queued and running runs) a sync."""
+    authorize(user, "PUT", _dag_id(action.sync_id))
+    entry = service.load_catalog(session, registry=SyncRegistry()).get(action.sync_id)
+    service.require_dag(entry)
+    result: dict[str, Any] = {"id": entry.name, "dag_id": entry.dag_id, "action": action.action}
+    if action.action in ("pause", "resume"):
+        service.set_paused(session, entry.dag_id, paused=action.action == "pause")
+        result["is_paused"] = action.action == "pause"
+    elif action.action == "trigger":
+        authorize(user, "POST", entry.dag_id, DagAccessEntity.RUN)
+        result |= _trigger(session, entry.dag_id, action.conf, user.get_name())
+    else:
+        authorize(user, "PUT", entry.dag_id, DagAccessEntity.RUN)
+        result["cancelled"] = service.cancel(session, entry.dag_id)
+    service.audit(session, f"sync_{action.action}", entry.dag_id, user.get_name(), sync=entry.name)
+    return result
+
+
+def _trigger(session: SessionDep, dag_id: str, conf: dict[str, Any] | None, user_name: str) -> dict[str, Any]:
+    try:
+        return service.trigger(session, dag_id, conf, user_name)
+    except ValueError as error:  # the DAG's params refused conf
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
+
+
+@app.delete(API_PREFIX + "/{sync_id}")
+def delete_sync(sync_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]:
+    """Remove a sync created through the API: its DAG goes away at the next parse; its table and rows stay."""
+    dag_id = _dag_id(sync_id)
+    authorize(user, "DELETE", dag_id)
+    registry = SyncRegistry()
+    table = _table_of(registry, sync_id)
+    if not registry.delete(sync_id):
+        entry = service.load_catalog(session, registry=registry).get(sync_id)
+        raise service.SyncStateError(
+            f"sync {sync_id!r} is defined in {entry.defined_in or 'a DAG file'}, not through the API: "
+            "delete it from that YAML (or DAG) file"
+        )
+    service.set_paused(session, dag_id, True, missing_ok=True)  # no new run until the DAG goes stale
+    service.request_reparse(session)
+    service.audit(session, "sync_deleted", dag_id, user.get_name(), sync=sync_id)
+    return {"id": sync_id, "dag_id": dag_id, "deleted": True, "table_kept": table}
+
+
+def _table_of(registry: SyncRegistry, name: str) -> str | None:
+    """The table of a stored sync (``None`` if there is none, or it no longer validates)."""
+    try:
+        stored = registry.get(name)
+    except SyncDefinitionError:
+        return None
+    return ".".join(stored.definition.qualified_table) if stored else None
+
+
+@app.get("/ui", response_class=HTMLResponse)
+def page(user: UserDep) -> HTMLResponse:
+    """The "Nango syncs" page: every sync, its state, last run, counts and a chart of records fetched."""
+    return HTMLResponse(PAGE_HTML, headers={"Cache-Control": "no-store"})
+
+
+@app.get("/icon.svg")
+def icon(user: UserDep) -> Response:
+    """The nav icon of the page."""
+    return Response(ICON_SVG, media_type="image/svg+xml", headers={"Cache-Control": "max-age=3600"})

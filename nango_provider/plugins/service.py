@@ -1,0 +1,395 @@
+"""What the REST API does, without HTTP: the catalog of syncs, their runs, and the actions on them.
+
+The catalog joins three sources by DAG id: the registry (syncs created through the API), the YAML folder
+(``$NANGO_SYNCS_PATH``, when the API server can read it) and Airflow's metadata (``DagModel``: every parsed
+``nango_sync_*`` DAG, paused or not). Runs come from ``nango._nango_jobs`` in each sync's database. Actions use
+Airflow's own internals: ``DagModel.is_paused``, ``trigger_dag``, the service that marks a run failed, and the
+priority parsing request that the "Reparse" button of the UI uses.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Literal
+
+import psycopg
+from psycopg import sql
+from psycopg.rows import dict_row
+from sqlalchemy import func, select
+
+from nango_provider.definition import SyncDefinition, iter_definitions_file
+from nango_provider.exceptions import NangoError, StoreError, SyncDefinitionError
+from nango_provider.registry import SOURCE as REGISTRY_SOURCE
+from nango_provider.registry import SyncRegistry, connection_factory
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+DAG_PREFIX: Final = "nango_sync_"
+HISTORY_LENGTH: Final = 20
+"""How many recent runs (tries) of each sync the API returns for the chart."""
+_JOB_COLUMNS: Final = (
+    "run_id",
+    "try_number",
+    "status",
+    "started_at",
+    "ended_at",
+    "pages",
+    "fetched",
+    "added",
+    "updated",
+    "unchanged",
+    "deleted",
+    "error",
+)
+_HISTORY: Final = """
+SELECT dag_id, {columns} FROM (
+    SELECT *, row_number() OVER (PARTITION BY dag_id ORDER BY started_at DESC, id DESC) AS position
+    FROM nango._nango_jobs WHERE dag_id = ANY(%s)
+) recent WHERE position <= %s ORDER BY dag_id, started_at, id
+"""
+Source = Literal["api", "yaml", "dag_file"]
+
+
+class SyncNotFoundError(NangoError):
+    """No sync has this name (``name``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"sync {name!r} does not exist")
+
+
+class SyncStateError(NangoError):
+    """The action is not possible in the sync's current state (not parsed yet, defined in a YAML file, ...)."""
+
+
+@dataclass(frozen=True)
+class DagInfo:
+    """What Airflow knows of a sync's DAG."""
+
+    is_paused: bool
+    schedule: str | None
+    fileloc: str | None
+    bundle_name: str
+    relative_fileloc: str | None
+    has_import_errors: bool
+    next_run_after: datetime | None
+    tags: tuple[str, ...]
+
+
+@dataclass
+class SyncEntry:
+    """One sync in the catalog: where it is defined, its definition when known, and its DAG when parsed."""
+
+    name: str
+    source: Source
+    definition: SyncDefinition | None = None
+    defined_in: str | None = None
+    dag: DagInfo | None = None
+    created_at: datetime | None = None
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    dag_run: dict[str, Any] | None = None
+
+    @property
+    def dag_id(self) -> str:
+        """``nango_sync_<name>``."""
+        return f"{DAG_PREFIX}{self.name}"
+
+    def as_json(self) -> dict[str, Any]:
+        """The API's view of the sync (definition with secrets hidden, state, last run and recent runs)."""
+        definition = self.definition
+        return {
+            "id": self.name,
+            "dag_id": self.dag_id,
+            "source": self.source,
+            "defined_in": self.defined_in,
+            "definition": definition.redacted() if definition else None,
+            "table": ".".join(definition.qualified_table) if definition else None,
+            "schedule": _schedule_text(definition, self.dag),
+            "parsed": self.dag is not None,
+            "is_paused": self.dag.is_paused if self.dag else None,
+            "has_import_errors": self.dag.has_import_errors if self.dag else False,
+            "next_run_after": self.dag.next_run_after if self.dag else None,
+            "created_at": self.created_at,
+            "last_run": self.runs[-1] if self.runs else None,
+            "last_dag_run": self.dag_run,
+            "history": self.runs,
+        }
+
+
+def _schedule_text(definition: SyncDefinition | None, dag: DagInfo | None) -> str | None:
+    """``every 30m`` for a duration, else the cron expression or preset (Airflow's summary for other DAGs)."""
+    frequency = definition.frequency if definition else None
+    if isinstance(frequency, timedelta):
+        seconds = int(frequency.total_seconds())
+        for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+            if seconds % size == 0:
+                return f"every {seconds // size}{unit}"
+        return f"every {seconds}s"
+    if definition is not None:
+        return frequency  # a cron expression, a preset, or None: only triggered
+    return dag.schedule if dag else None
+
+
+# -- the catalog --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Catalog:
+    """Every sync the API server can see, and the problems it met while looking (``errors``)."""
+
+    entries: dict[str, SyncEntry]
+    errors: list[str]
+
+    def get(self, name: str) -> SyncEntry:
+        """The sync ``name``; raises :class:`SyncNotFoundError`."""
+        if name not in self.entries:
+            raise SyncNotFoundError(name)
+        return self.entries[name]
+
+    def add_runs(self, session: Session, names: Iterable[str], default_conn_id: str) -> list[SyncEntry]:
+        """Fill in the recent runs and the latest DAG run of the syncs ``names``; returns those entries."""
+        chosen = {name: self.entries[name] for name in names}
+        _add_runs(chosen, default_conn_id, self.errors)
+        _add_dag_runs(chosen, session)
+        return list(chosen.values())
+
+
+def load_catalog(session: Session, *, registry: SyncRegistry) -> Catalog:
+    """Join the YAML folder, the registry and Airflow's DAGs (runs are added with :meth:`Catalog.add_runs`)."""
+    entries: dict[str, SyncEntry] = {}
+    errors: list[str] = []
+    _add_yaml_syncs(entries)
+    registry_read = _add_registry_syncs(entries, registry, errors)
+    _add_dags(entries, dag_infos(session), deleted_api_syncs_known=registry_read)
+    return Catalog(dict(sorted(entries.items())), errors)
+
+
+def _add_yaml_syncs(entries: dict[str, SyncEntry]) -> None:
+    """Definitions of the YAML folder, when this machine can read it (invalid ones are the DAG file's errors)."""
+    folder = os.environ.get("NANGO_SYNCS_PATH")
+    if not folder or not Path(folder).is_dir():
+        return
+    for path in sorted(Path(folder).rglob("*")):
+        if path.suffix not in (".yaml", ".yml") or not path.is_file():
+            continue
+        try:
+            loaded = list(iter_definitions_file(path))
+        except SyncDefinitionError:
+            continue
+        for item in loaded:
+            if isinstance(item, SyncDefinition) and item.name not in entries:
+                entries[item.name] = SyncEntry(item.name, "yaml", item, defined_in=str(path))
+
+
+def _add_registry_syncs(entries: dict[str, SyncEntry], registry: SyncRegistry, errors: list[str]) -> bool:
+    """Add the API-created syncs; whether the registry could be read."""
+    try:
+        stored = list(registry.iter_definitions())
+    except StoreError as error:
+        errors.append(str(error))
+        return False
+    for item in stored:
+        if isinstance(item, SyncDefinitionError):
+            errors.append(str(item))
+        elif item.name not in entries:  # a YAML sync of the same name wins, as in the DAG factory
+            entries[item.name] = SyncEntry(
+                item.name, "api", item.definition, defined_in=REGISTRY_SOURCE, created_at=item.created_at
+            )
+    return True
+
+
+def _add_dags(entries: dict[str, SyncEntry], dags: Mapping[str, DagInfo], *, deleted_api_syncs_known: bool) -> None:
+    """Attach each parsed DAG to its sync; a DAG of an API sync no longer in the registry was deleted (it goes
+    stale at the DAG processor's next cleanup) and is left out."""
+    for dag_id, info in dags.items():
+        name = dag_id.removeprefix(DAG_PREFIX)
+        from_api = "api" in info.tags
+        if name not in entries and from_api and deleted_api_syncs_known:
+            continue
+        entry = entries.setdefault(name, SyncEntry(name, "api" if from_api else "dag_file"))
+        entry.dag = info
+        entry.defined_in = entry.defined_in or info.fileloc
+
+
+def dag_infos(session: Session, dag_ids: Iterable[str] | None = None) -> dict[str, DagInfo]:
+    """The parsed, not stale ``nango_sync_*`` DAGs (or just ``dag_ids``), by DAG id."""
+    from airflow.models.dag import DagModel
+
+    query = select(DagModel).where(~DagModel.is_stale, DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))
+    if dag_ids is not None:
+        query = query.where(DagModel.dag_id.in_(list(dag_ids)))
+    return {dag.dag_id: _dag_info(dag) for dag in session.scalars(query)}
+
+
+def _dag_info(dag: Any) -> DagInfo:
+    return DagInfo(
+        is_paused=bool(dag.is_paused),
+        schedule=dag.timetable_summary,
+        fileloc=dag.fileloc,
+        bundle_name=dag.bundle_name,
+        relative_fileloc=dag.relative_fileloc,
+        has_import_errors=bool(dag.has_import_errors),
+        next_run_after=dag.next_dagrun_create_after,
+        tags=tuple(sorted(tag.name for tag in dag.tags)),
+    )
+
+
+def _add_runs(entries: Mapping[str, SyncEntry], default_conn_id: str, errors: list[str]) -> None:
+    """Recent rows of ``nango._nango_jobs``, read from each sync's database (one query per database)."""
+    by_conn: dict[str, list[SyncEntry]] = {}
+    for entry in entries.values():
+        conn_id = entry.definition.postgres_conn_id if entry.definition else default_conn_id
+        by_conn.setdefault(conn_id, []).append(entry)
+    for conn_id, group in by_conn.items():
+        try:
+            history = job_history(conn_id, [entry.dag_id for entry in group])
+        except (StoreError, psycopg.Error) as error:
+            errors.append(f"runs of {', '.join(entry.name for entry in group)}: {error}")
+            continue
+        for entry in group:
+            entry.runs = history.get(entry.dag_id, [])
+
+
+def job_history(conn_id: str, dag_ids: Sequence[str], limit: int = HISTORY_LENGTH) -> dict[str, list[dict[str, Any]]]:
+    """The last ``limit`` job rows (one per try) of each DAG, oldest first; none before the first run."""
+    query = sql.SQL(_HISTORY).format(columns=sql.SQL(", ").join(map(sql.Identifier, _JOB_COLUMNS)))
+    try:
+        conn = connection_factory(conn_id)()
+    except psycopg.Error as error:
+        raise StoreError(f"cannot connect to Postgres ({conn_id}): {error}") from error
+    with conn, conn.cursor(row_factory=dict_row) as cursor:
+        try:
+            cursor.execute(query, (list(dag_ids), limit))
+        except psycopg.errors.UndefinedTable:
+            return {}
+        rows = cursor.fetchall()
+    history: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        history.setdefault(row.pop("dag_id"), []).append(row)
+    return history
+
+
+def _add_dag_runs(entries: Mapping[str, SyncEntry], session: Session) -> None:
+    """The latest Airflow DAG run of each sync (queued runs have no job row yet)."""
+    from airflow.models.dagrun import DagRun
+
+    dag_ids = [entry.dag_id for entry in entries.values() if entry.dag]
+    if not dag_ids:
+        return
+    position = func.row_number().over(partition_by=DagRun.dag_id, order_by=DagRun.id.desc()).label("position")
+    ranked = select(DagRun.id, position).where(DagRun.dag_id.in_(dag_ids)).subquery()
+    latest = select(DagRun).join(ranked, ranked.c.id == DagRun.id).where(ranked.c.position == 1)
+    for run in session.scalars(latest):
+        entries[run.dag_id.removeprefix(DAG_PREFIX)].dag_run = {
+            "run_id": run.run_id,
+            "state": run.state,
+            "run_type": run.run_type,
+            "run_after": run.run_after,
+            "start_date": run.start_date,
+            "end_date": run.end_date,
+        }
+
+
+# -- actions ------------------------------------------------------------------------------------------------
+
+
+def require_dag(entry: SyncEntry) -> DagInfo:
+    """The sync's DAG; raises :class:`SyncStateError` while the DAG processor has not parsed it yet."""
+    if entry.dag is None:
+        raise SyncStateError(
+            f"the DAG {entry.dag_id} is not parsed yet (or its DAG file has an import error); retry in a few seconds"
+        )
+    return entry.dag
+
+
+def set_paused(session: Session, dag_id: str, paused: bool, *, missing_ok: bool = False) -> None:
+    """Pause or resume a DAG, as the pause toggle of the UI does."""
+    from airflow.models.dag import DagModel
+
+    dag = session.get(DagModel, dag_id)
+    if dag is None:
+        if missing_ok:
+            return
+        raise SyncStateError(f"the DAG {dag_id} is not parsed yet")
+    dag.is_paused = paused
+
+
+def trigger(session: Session, dag_id: str, conf: Mapping[str, Any] | None, user_name: str) -> dict[str, Any]:
+    """Queue a manual run (the DAG's params validate ``conf``); raises ``ValueError`` for a bad ``conf``."""
+    from airflow.api.common.trigger_dag import trigger_dag
+    from airflow.exceptions import DagNotFound
+    from airflow.utils.types import DagRunTriggeredByType
+
+    try:
+        run = trigger_dag(
+            dag_id,
+            triggered_by=DagRunTriggeredByType.REST_API,
+            triggering_user_name=user_name,
+            conf=dict(conf or {}),
+            session=session,
+        )
+    except DagNotFound as error:
+        raise SyncStateError(f"the DAG {dag_id} is not parsed yet: {error}") from error
+    if run is None:
+        raise SyncStateError(f"Airflow did not create a run of {dag_id}")
+    return {"dag_run_id": run.run_id, "state": run.state}
+
+
+def cancel(session: Session, dag_id: str) -> list[str]:
+    """Mark every queued or running run of the DAG failed (running tasks are stopped); their run ids."""
+    from airflow.api_fastapi.common.dagbag import DBDagBag
+    from airflow.api_fastapi.core_api.datamodels.dag_run import DagRunMutableStates
+    from airflow.api_fastapi.core_api.services.public.dag_run import patch_dag_run_state
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.state import DagRunState
+
+    active = select(DagRun).where(DagRun.dag_id == dag_id, DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING]))
+    cancelled: list[str] = []
+    dag_bag = DBDagBag()
+    for run in session.scalars(active).all():
+        dag = dag_bag.get_dag_for_run(run, session=session)
+        if dag is None:
+            continue
+        patch_dag_run_state(dag=dag, dag_run=run, state=DagRunMutableStates.FAILED, session=session)
+        cancelled.append(run.run_id)
+    return cancelled
+
+
+def request_reparse(session: Session) -> bool:
+    """Ask the DAG processor to parse, now, the DAG files that hold sync DAGs; whether there was one to ask for.
+
+    It is what ``PUT /api/v2/parseDagFile/{file_token}`` does: a ``DagPriorityParsingRequest`` per file.
+    Before the first sync DAG exists no file is known, and the file is picked up at its next regular parse
+    (``[dag_processor] min_file_process_interval``).
+    """
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbag import DagPriorityParsingRequest
+
+    files = session.execute(
+        select(DagModel.bundle_name, DagModel.relative_fileloc)
+        .where(~DagModel.is_stale, DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))
+        .distinct()
+    ).all()
+    for bundle_name, relative_fileloc in files:
+        if relative_fileloc is None:
+            continue
+        pending = select(DagPriorityParsingRequest.id).where(
+            DagPriorityParsingRequest.bundle_name == bundle_name,
+            DagPriorityParsingRequest.relative_fileloc == relative_fileloc,
+        )
+        if session.scalar(pending) is None:
+            session.add(DagPriorityParsingRequest(bundle_name=bundle_name, relative_fileloc=relative_fileloc))
+    return bool(files)
+
+
+def audit(session: Session, event: str, dag_id: str, user_name: str, **extra: Any) -> None:
+    """An entry in Airflow's audit log (Browse > Audit Log), without the definition (it may hold secrets)."""
+    from airflow.models.log import Log
+
+    session.add(Log(event=f"nango_{event}", owner=user_name, dag_id=dag_id, extra=json.dumps(extra, default=str)))

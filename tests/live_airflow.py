@@ -1,0 +1,81 @@
+"""A real Airflow (API server, scheduler, DAG processor) shared by the REST API and the browser tests.
+
+Import the fixture ``live_airflow`` into a test module. However many modules use it, one Airflow runs per
+pytest session: it starts on first use and stops when the last module using it is done.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg.rows import dict_row
+
+from devtools.airflow_server import AirflowServer, airflow_server, wait_for
+
+
+class _Shared:
+    """The one server of the session and how many fixtures hold it."""
+
+    stack: ExitStack | None = None
+    server: AirflowServer | None = None
+    users = 0
+
+
+@pytest.fixture(scope="session")
+def live_airflow() -> Iterator[AirflowServer]:
+    """Airflow on a free port over the embedded Postgres and the demo API (600 records per data set)."""
+    if _Shared.server is None:
+        stack = ExitStack()
+        started = time.monotonic()
+        _Shared.server = stack.enter_context(airflow_server(api_records=600))
+        _Shared.stack = stack
+        print(f"\nAirflow started in {time.monotonic() - started:.1f} s at {_Shared.server.url}")
+    _Shared.users += 1
+    try:
+        yield _Shared.server
+    finally:
+        _Shared.users -= 1
+        if _Shared.users == 0 and _Shared.stack is not None:
+            _Shared.stack.close()
+            _Shared.stack = _Shared.server = None
+
+
+def job_rows(server: AirflowServer, dag_id: str) -> list[dict[str, Any]]:
+    """Rows of ``nango._nango_jobs`` of one DAG, oldest first (none before the table exists)."""
+    with psycopg.connect(server.environment.postgres.uri) as conn, conn.cursor(row_factory=dict_row) as cursor:
+        exists = cursor.execute("SELECT to_regclass('nango._nango_jobs') IS NOT NULL AS found").fetchone()
+        if not exists or not exists["found"]:
+            return []
+        return cursor.execute("SELECT * FROM nango._nango_jobs WHERE dag_id = %s ORDER BY id", (dag_id,)).fetchall()
+
+
+def wait_for_job(server: AirflowServer, dag_id: str, run_id: str, timeout: float = 180) -> dict[str, Any]:
+    """Poll ``nango._nango_jobs`` until the run ``run_id`` has a successful row; that row."""
+    found: list[dict[str, Any]] = []
+
+    def landed() -> bool:
+        found[:] = [row for row in job_rows(server, dag_id) if row["run_id"] == run_id and row["status"] == "success"]
+        return bool(found)
+
+    wait_for(landed, timeout, f"a successful job row of {run_id}", lambda: server.log_tail("scheduler"))
+    return found[-1]
+
+
+def wait_until_idle(server: AirflowServer, dag_id: str, timeout: float = 180) -> list[dict[str, Any]]:
+    """Wait until the DAG has runs and none is queued or running; its runs, newest first."""
+    client = server.client()
+    runs: list[dict[str, Any]] = []
+
+    def idle() -> bool:
+        response = client.get(f"{server.url}/api/v2/dags/{dag_id}/dagRuns", params={"order_by": "-id"}, timeout=30)
+        response.raise_for_status()
+        runs[:] = response.json()["dag_runs"]
+        return bool(runs) and all(run["state"] in ("success", "failed") for run in runs)
+
+    wait_for(idle, timeout, f"every run of {dag_id} to finish", lambda: server.log_tail("scheduler"))
+    return runs

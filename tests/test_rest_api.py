@@ -1,0 +1,241 @@
+"""The original REST API (``/nango/v1/syncs``) on a real Airflow: create a sync with the body of the original
+guide, see its DAG appear and run, trigger, pause, resume, cancel, delete; validation errors, conflicts, and
+authentication and authorization with Airflow's own users."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+import pytest
+import requests
+
+from devtools.airflow_server import AirflowServer
+from tests.live_airflow import job_rows, live_airflow, wait_for_job, wait_until_idle
+
+pytestmark = pytest.mark.integration
+__all__ = ["live_airflow"]  # the fixture, imported for pytest
+
+
+class Api:
+    """``/nango/v1/syncs`` of the live Airflow, as a given user."""
+
+    def __init__(self, server: AirflowServer, user: str | None = "admin") -> None:
+        self.server = server
+        self.http = server.client(user)
+        self.base = f"{server.url}/nango/v1/syncs"
+
+    def create(self, body: dict[str, Any]) -> requests.Response:
+        return self.http.post(self.base, json=body, timeout=60)
+
+    def get(self, sync_id: str | None = None) -> requests.Response:
+        return self.http.get(f"{self.base}/{sync_id}" if sync_id else self.base, timeout=60)
+
+    def act(self, action: str, sync_id: str, **extra: Any) -> requests.Response:
+        return self.http.put(self.base, json={"action": action, "sync_id": sync_id, **extra}, timeout=60)
+
+    def delete(self, sync_id: str) -> requests.Response:
+        return self.http.delete(f"{self.base}/{sync_id}", timeout=60)
+
+
+def guide_body(server: AirflowServer, name: str) -> dict[str, Any]:
+    """The curl body of the original "Adding a Sync" guide, pointed at the demo API's PokeAPI endpoint."""
+    return {
+        "name": name,
+        "url": f"{server.environment.api.url}/api/v2/pokemon?limit=100",
+        "method": "GET",
+        "headers": {"Accept": "application/json"},
+        "response_path": "results",
+        "unique_key": "name",
+        "paging_response_path": "next",
+    }
+
+
+def table_count(server: AirflowServer, table: str) -> int:
+    schema, name = table.split(".")
+    with psycopg.connect(server.environment.postgres.uri) as conn:
+        query = psycopg.sql.SQL("SELECT count(*) FROM {}").format(psycopg.sql.Identifier(schema, name))
+        row = conn.execute(query).fetchone()
+    return int(row[0]) if row else 0
+
+
+@pytest.fixture(scope="module")
+def api(live_airflow: AirflowServer) -> Api:
+    return Api(live_airflow)
+
+
+@pytest.fixture(scope="module")
+def pokedex(api: Api) -> str:
+    """A sync created with the guide's body; its DAG is parsed and its first (scheduled) run is done."""
+    response = api.create(guide_body(api.server, "pokedex"))
+    assert response.status_code == 201, response.text
+    assert response.json() == {"id": "pokedex", "dag_id": "nango_sync_pokedex", "reparse_requested": True}
+    dag = api.server.wait_for_dag("nango_sync_pokedex", timeout=60)
+    assert dag["is_paused"] is False and {tag["name"] for tag in dag["tags"]} == {"nango", "sync", "api"}
+    wait_until_idle(api.server, "nango_sync_pokedex")
+    return "pokedex"
+
+
+def test_created_sync_runs_on_its_schedule_and_trigger_lands_rows(api: Api, pokedex: str) -> None:
+    (first,) = job_rows(api.server, "nango_sync_pokedex")
+    assert (first["status"], first["fetched"], first["added"]) == ("success", 600, 600)
+
+    triggered = api.act("trigger", pokedex, conf={"full_refresh": True})
+    assert triggered.status_code == 200, triggered.text
+    run_id = triggered.json()["dag_run_id"]
+    job = wait_for_job(api.server, "nango_sync_pokedex", run_id)
+    assert api.server.wait_for_run("nango_sync_pokedex", run_id) == "success"
+    assert (job["pages"], job["fetched"], job["added"], job["unchanged"], job["deleted"]) == (6, 600, 0, 600, 0)
+    assert table_count(api.server, "nango.pokedex") == 600
+
+    shown = api.get(pokedex).json()
+    assert shown["source"] == "api" and shown["is_paused"] is False and shown["schedule"] == "every 1h"
+    assert shown["definition"]["paging_response_path"] == "next" and shown["table"] == "nango.pokedex"
+    last = shown["last_run"]
+    assert (last["run_id"], last["status"], last["fetched"], last["unchanged"]) == (run_id, "success", 600, 600)
+    assert [run["added"] for run in shown["history"]] == [600, 0]
+    listed = {sync["id"]: sync for sync in api.get().json()["syncs"]}
+    assert listed[pokedex]["last_run"] == last
+    assert listed["pokemon"]["source"] == "yaml" and listed["pokemon"]["definition"]["unique_key"] == "name"
+
+
+def test_trigger_conf_is_checked_by_the_dag_params(api: Api, pokedex: str) -> None:
+    response = api.act("trigger", pokedex, conf={"max_total": 0})
+    assert response.status_code == 422 and "max_total" in response.json()["detail"]
+
+
+def test_pause_and_resume_change_is_paused(api: Api, pokedex: str) -> None:
+    def airflow_is_paused() -> bool:
+        return bool(api.http.get(f"{api.server.url}/api/v2/dags/nango_sync_pokedex", timeout=30).json()["is_paused"])
+
+    paused = api.act("pause", pokedex)
+    assert paused.status_code == 200 and paused.json()["is_paused"] is True
+    assert airflow_is_paused() and api.get(pokedex).json()["is_paused"] is True
+    resumed = api.act("resume", pokedex)
+    assert resumed.status_code == 200 and resumed.json()["is_paused"] is False
+    assert not airflow_is_paused() and api.get(pokedex).json()["is_paused"] is False
+
+
+def test_cancel_fails_the_queued_run(api: Api, pokedex: str) -> None:
+    wait_until_idle(api.server, "nango_sync_pokedex")
+    assert api.act("pause", pokedex).status_code == 200  # a paused DAG's run stays queued
+    run_id = api.act("trigger", pokedex).json()["dag_run_id"]
+    cancelled = api.act("cancel", pokedex)
+    assert cancelled.status_code == 200 and cancelled.json()["cancelled"] == [run_id]
+    run = api.http.get(f"{api.server.url}/api/v2/dags/nango_sync_pokedex/dagRuns/{run_id}", timeout=30).json()
+    assert run["state"] == "failed"
+    assert api.act("cancel", pokedex).json()["cancelled"] == []
+    assert api.act("resume", pokedex).status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "message"),
+    [
+        ({"paging_respone_path": "next"}, "paging_respone_path", "did you mean 'paging_response_path'?"),
+        ({"body": {"mykey": "A great value"}}, "body", "a GET request has no body"),
+        ({"url": "ftp://example.com"}, "url", "expected an http:// or https:// URL"),
+        ({"name": "Bad-Name"}, None, "a sync name must match"),
+        ({"name": None}, "name", "expected the sync's name"),
+    ],
+)
+def test_an_invalid_body_is_a_422_naming_the_field(
+    api: Api, change: dict[str, Any], field: str | None, message: str
+) -> None:
+    body = {**guide_body(api.server, "typo"), **change}
+    response = api.create(body)
+    assert response.status_code == 422, response.text
+    detail = response.json()["detail"]
+    assert detail["field"] == field and message in detail["message"]
+    assert detail["sync"] == (body["name"] if isinstance(body["name"], str) else "?")
+    assert api.get("typo").status_code == 404
+
+
+def test_a_name_already_used_is_a_409(api: Api, pokedex: str) -> None:
+    again = api.create(guide_body(api.server, pokedex))
+    assert again.status_code == 409 and "already defined" in again.json()["detail"]
+    yaml_name = api.create(guide_body(api.server, "pokemon"))
+    assert yaml_name.status_code == 409 and "pokemon.yaml" in yaml_name.json()["detail"]
+
+
+def test_delete_removes_the_sync_and_its_dag_but_keeps_the_table(api: Api) -> None:
+    assert api.create(guide_body(api.server, "short_lived")).status_code == 201
+    api.server.wait_for_dag("nango_sync_short_lived", timeout=60)
+    wait_until_idle(api.server, "nango_sync_short_lived")
+    assert table_count(api.server, "nango.short_lived") == 600
+
+    deleted = api.delete("short_lived")
+    assert deleted.status_code == 200, deleted.text
+    assert deleted.json() == {
+        "id": "short_lived",
+        "dag_id": "nango_sync_short_lived",
+        "deleted": True,
+        "table_kept": "nango.short_lived",
+    }
+    assert api.get("short_lived").status_code == 404 and api.delete("short_lived").status_code == 404
+    dag = api.http.get(f"{api.server.url}/api/v2/dags/nango_sync_short_lived", timeout=30).json()
+    assert dag["is_paused"] is True  # no new run while the DAG processor has not dropped it yet
+    api.server.wait_for_dag("nango_sync_short_lived", timeout=90, present=False)
+    assert table_count(api.server, "nango.short_lived") == 600
+    assert table_count(api.server, "nango._nango_definitions") >= 1  # the registry table stays
+
+    assert api.create(guide_body(api.server, "short_lived")).status_code == 201  # the name is free again
+    assert api.server.wait_for_dag("nango_sync_short_lived", timeout=60)["is_paused"] is False
+
+
+def test_a_yaml_sync_cannot_be_deleted_through_the_api(api: Api) -> None:
+    response = api.delete("pokemon")
+    assert response.status_code == 409 and "pokemon.yaml" in response.json()["detail"]
+    assert "delete it from that YAML" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "body"),
+    [
+        ("GET", "/v1/syncs", None),
+        ("GET", "/v1/syncs/pokemon", None),
+        ("POST", "/v1/syncs", {"name": "anon", "url": "https://example.com"}),
+        ("PUT", "/v1/syncs", {"action": "trigger", "sync_id": "pokemon"}),
+        ("DELETE", "/v1/syncs/pokemon", None),
+        ("GET", "/icon.svg", None),
+    ],
+)
+def test_anonymous_requests_are_refused(
+    live_airflow: AirflowServer, method: str, path: str, body: dict[str, Any] | None
+) -> None:
+    response = requests.request(method, f"{live_airflow.url}/nango{path}", json=body, timeout=30)
+    assert response.status_code == 401
+
+
+def test_the_page_sends_anonymous_visitors_to_the_login(live_airflow: AirflowServer) -> None:
+    response = requests.get(f"{live_airflow.url}/nango/ui", allow_redirects=False, timeout=30)
+    assert response.status_code == 307 and response.headers["location"].startswith("/auth/login?next=")
+    page = live_airflow.client().get(f"{live_airflow.url}/nango/ui", timeout=30)
+    assert page.status_code == 200 and "<title>Nango syncs</title>" in page.text
+
+
+def test_a_bad_token_is_refused(live_airflow: AirflowServer) -> None:
+    headers = {"Authorization": "Bearer not-a-token"}
+    assert requests.get(f"{live_airflow.url}/nango/v1/syncs", headers=headers, timeout=30).status_code == 403
+
+
+def test_the_viewer_role_reads_but_cannot_change(api: Api, pokedex: str) -> None:
+    viewer = Api(api.server, "viewer")
+    assert viewer.get().status_code == 200 and viewer.get(pokedex).status_code == 200
+    for response in (
+        viewer.act("trigger", pokedex),
+        viewer.act("pause", pokedex),
+        viewer.create(guide_body(api.server, "by_viewer")),
+        viewer.delete(pokedex),
+    ):
+        assert response.status_code == 403, response.text
+        assert "'viewer' is not allowed" in response.json()["detail"]
+    assert api.get("by_viewer").status_code == 404 and api.get(pokedex).json()["is_paused"] is False
+
+
+def test_the_registry_survives_an_api_server_restart(api: Api, pokedex: str) -> None:
+    before = api.get(pokedex).json()
+    api.server.restart("api-server")
+    after = Api(api.server).get(pokedex)
+    assert after.status_code == 200
+    assert after.json()["source"] == "api" and after.json()["definition"] == before["definition"]
+    assert after.json()["last_run"] == before["last_run"]

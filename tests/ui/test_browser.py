@@ -1,0 +1,147 @@
+"""The Airflow web UI in a real browser (Debian's headless Chromium, driven by Playwright): log in, trigger
+``nango_sync_pokemon`` with the params form, see the run succeed, then open the "Nango syncs" page from the nav
+and find the run's counts there. Screenshots of every step go to ``test-artifacts/``."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from devtools.airflow_server import AirflowServer, wait_for
+from tests.live_airflow import job_rows, live_airflow, wait_until_idle
+
+pytestmark = [pytest.mark.ui, pytest.mark.integration]
+__all__ = ["live_airflow"]  # the fixture, imported for pytest
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DAG_ID = "nango_sync_pokemon"
+MAX_TOTAL = 150
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture(scope="module")
+def pokemon_synced_once(live_airflow: AirflowServer) -> Iterator[AirflowServer]:
+    """``nango_sync_pokemon`` unpaused and run once on its schedule; then the demo API's data changes."""
+    client = live_airflow.client()
+    resumed = client.put(
+        f"{live_airflow.url}/nango/v1/syncs", json={"action": "resume", "sync_id": "pokemon"}, timeout=30
+    )
+    assert resumed.status_code == 200, resumed.text
+    wait_until_idle(live_airflow, DAG_ID)
+    assert [row["added"] for row in job_rows(live_airflow, DAG_ID)] == [600]
+    live_airflow.environment.api.mutate(changed=60, removed=5, added=10)
+    yield live_airflow
+    live_airflow.environment.api.reset()
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Any]:
+    """A page of a fresh headless Chromium profile."""
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: apt-get install -y chromium (.ci/run does)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "profile"),
+            executable_path=str(CHROMIUM),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1440, "height": 900},
+        )
+        context.set_default_timeout(TIMEOUT_MS)
+        try:
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def shot(page: Any, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+def log_in(page: Any, server: AirflowServer, user: str = "admin") -> None:
+    """Open the DAG's page, land on the login form, sign in, and come back to the DAG."""
+    page.goto(f"{server.url}/dags/{DAG_ID}")
+    page.get_by_label("Username").fill(user)
+    page.get_by_label("Password").fill(user)
+    shot(page, "01-login")
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(f"**/dags/{DAG_ID}")
+    page.get_by_text(DAG_ID).first.wait_for()
+
+
+def trigger_with_params(page: Any, server: AirflowServer) -> str:
+    """Open the trigger form, set "Max records", trigger; the new run's id."""
+    known = {run["dag_run_id"] for run in manual_runs(server)}
+    page.get_by_role("button", name="Trigger Dag").first.click()
+    form = page.get_by_role("dialog")
+    form.get_by_label("Max records").fill(str(MAX_TOTAL))
+    shot(page, "02-trigger-form")
+    form.get_by_role("button", name="Trigger", exact=True).click()
+    new: list[str] = []
+
+    def created() -> bool:
+        new[:] = [run["dag_run_id"] for run in manual_runs(server) if run["dag_run_id"] not in known]
+        return bool(new)
+
+    wait_for(created, 30, "the triggered run")
+    (run_id,) = new
+    return run_id
+
+
+def manual_runs(server: AirflowServer) -> list[dict[str, Any]]:
+    response = server.client().get(
+        f"{server.url}/api/v2/dags/{DAG_ID}/dagRuns", params={"run_type": "manual"}, timeout=30
+    )
+    response.raise_for_status()
+    return list(response.json()["dag_runs"])
+
+
+def test_trigger_from_the_ui_then_find_the_counts_on_the_nango_page(
+    pokemon_synced_once: AirflowServer, page: Any
+) -> None:
+    server = pokemon_synced_once
+    log_in(page, server)
+    run_id = trigger_with_params(page, server)
+    assert server.wait_for_run(DAG_ID, run_id) == "success"
+    run = server.client().get(f"{server.url}/api/v2/dags/{DAG_ID}/dagRuns/{run_id}", timeout=30).json()
+    assert run["conf"] == {"full_refresh": False, "max_total": MAX_TOTAL}
+
+    page.goto(f"{server.url}/dags/{DAG_ID}/runs/{run_id}")
+    page.get_by_text("success").first.wait_for()
+    shot(page, "03-run-success")
+
+    job = job_rows(server, DAG_ID)[-1]
+    assert (job["run_id"], job["status"], job["fetched"], job["deleted"]) == (run_id, "success", MAX_TOTAL, 0)
+    assert job["added"] + job["updated"] + job["unchanged"] == MAX_TOTAL and job["updated"] > 0
+
+    page.get_by_role("link", name="Nango syncs").click()
+    page.wait_for_url("**/plugin/nango_syncs")
+    row = page.frame_locator("iframe").locator(f'tr[data-sync="{DAG_ID.removeprefix("nango_sync_")}"]')
+    for name in ("added", "updated", "unchanged", "deleted"):
+        cell = row.locator(f'[data-field="{name}"]')
+        cell.wait_for()
+        assert cell.inner_text() == str(job[name]), name
+    assert row.locator('[data-field="status"]').inner_text() == "success"
+    assert row.locator('[data-field="state"]').inner_text() == "active"
+    bars = row.locator("svg.chart rect")
+    assert bars.count() == 2
+    assert (bars.last.locator("title").text_content() or "").startswith(f"{MAX_TOTAL} fetched")
+    assert row.get_by_role("link", name=DAG_ID).get_attribute("href") == f"../dags/{DAG_ID}"
+    shot(page, "04-nango-page")
