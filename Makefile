@@ -34,7 +34,7 @@ demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
 airflow: $(STAMP)
-	$(BIN)/python -m devtools.standalone
+	$(BIN)/python -m devtools.airflow_server
 
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -r benchmarks/requirements.txt
