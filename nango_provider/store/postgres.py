@@ -68,7 +68,7 @@ CREATE TABLE IF NOT EXISTS nango._nango_checkpoints (
     unchanged bigint NOT NULL DEFAULT 0,
     saved_at timestamptz NOT NULL DEFAULT now()
 );
-CREATE UNLOGGED TABLE IF NOT EXISTS nango._nango_seen (run_key text NOT NULL, key text NOT NULL);
+CREATE UNLOGGED TABLE IF NOT EXISTS nango._nango_seen_keys (run_key text NOT NULL, keys text[] NOT NULL);
 CREATE TABLE IF NOT EXISTS nango._nango_snapshot (
     run_key text NOT NULL, position bigint NOT NULL, data jsonb NOT NULL, hash text NOT NULL
 );
@@ -88,7 +88,12 @@ _UPSERT: Final = """
 WITH written AS (
     INSERT INTO {table} AS t (_nango_unique_key, _nango_data, _nango_hash,
                               _nango_first_seen_at, _nango_updated_at, _nango_last_seen_at)
-    SELECT k, d, h, now(), now(), now() FROM pg_temp._nango_page
+    SELECT k, d, h, now(), now(), now() FROM pg_temp._nango_page AS p
+    -- Unchanged rows are skipped here, by one index lookup each (a scalar subquery, so never a scan of the
+    -- table): ON CONFLICT would lock, and so dirty, every one of them.
+    WHERE (
+        SELECT c._nango_hash FROM {table} AS c WHERE c._nango_unique_key = p.k AND c._nango_deleted_at IS NULL
+    ) IS DISTINCT FROM p.h
     ON CONFLICT (_nango_unique_key) DO UPDATE SET
         _nango_data = EXCLUDED._nango_data,
         _nango_hash = EXCLUDED._nango_hash,
@@ -101,11 +106,15 @@ WITH written AS (
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
 _SEEN: Final = """,
-seen AS (INSERT INTO nango._nango_seen (run_key, key) SELECT %(run)s, k FROM pg_temp._nango_page)"""
+seen AS (
+    INSERT INTO nango._nango_seen_keys (run_key, keys)
+    SELECT %(run)s, array_agg(k) FROM pg_temp._nango_page HAVING count(*) > 0
+)"""
 _MARK_DELETED: Final = """
+WITH seen AS (SELECT unnest(keys) AS key FROM nango._nango_seen_keys WHERE run_key = %(run)s)
 UPDATE {table} AS t SET _nango_deleted_at = now()
 WHERE t._nango_deleted_at IS NULL AND t._nango_first_seen_at < %(started)s
-  AND NOT EXISTS (SELECT 1 FROM nango._nango_seen s WHERE s.run_key = %(run)s AND s.key = t._nango_unique_key)
+  AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.key = t._nango_unique_key)
 """
 _SNAPSHOT_ROWS: Final = """
 SELECT hash || ':' || row_number() OVER (PARTITION BY hash ORDER BY position) AS k, data AS d, hash AS h
@@ -356,7 +365,10 @@ class PostgresStore:
     def _mark_deleted(self, cursor: psycopg.Cursor[Any], run: RunIdentity, state: RunState) -> int:
         if not state.track_seen:
             return 0  # the table was empty when the run started: every row in it was seen by this run
-        cursor.execute("SELECT count(*) FROM nango._nango_seen WHERE run_key = %s", (run.run_key,))
+        cursor.execute(
+            "SELECT coalesce(sum(cardinality(keys)), 0) FROM nango._nango_seen_keys WHERE run_key = %s",
+            (run.run_key,),
+        )
         if _one(cursor) != state.seen:
             return 0  # seen keys were lost (unlogged table after a crash): never guess what is gone
         cursor.execute(
@@ -454,7 +466,7 @@ class PostgresStore:
     def _clear_run(self, cursor: psycopg.Cursor[Any], run_key: str) -> None:
         for statement in (
             "DELETE FROM nango._nango_checkpoints WHERE run_key = %s",
-            "DELETE FROM nango._nango_seen WHERE run_key = %s",
+            "DELETE FROM nango._nango_seen_keys WHERE run_key = %s",
             "DELETE FROM nango._nango_snapshot WHERE run_key = %s",
         ):
             cursor.execute(statement, (run_key,))
