@@ -347,6 +347,9 @@ class PostgresStore:
         with cursor.copy("COPY pg_temp._nango_page (k, d, h) FROM STDIN") as copy:
             copy.write(prepared.copy_text)
         seen = sql.SQL(_SEEN if state.track_seen else "")
+        # The skip of unchanged rows must be an index lookup per row whatever the table's statistics say (they
+        # are stale while a sync fills the table); only the page's own stage is scanned in this transaction.
+        cursor.execute("SET LOCAL enable_seqscan = off")
         cursor.execute(sql.SQL(_UPSERT).format(table=self.table, seen=seen), {"run": run.run_key})
         added, updated = cursor.fetchone() or (0, 0)
         if state.track_seen:
