@@ -374,6 +374,10 @@ class PostgresStore:
         )
         if _one(cursor) != state.seen:
             return 0  # seen keys were lost (unlogged table after a crash): never guess what is gone
+        # One hash anti-join over every key seen, whatever the (stale) statistics estimate for the unnested keys:
+        # a nested loop here would compare every row with every key.
+        cursor.execute("SET LOCAL enable_nestloop = off")
+        cursor.execute("SET LOCAL work_mem = '64MB'")
         cursor.execute(
             sql.SQL(_MARK_DELETED).format(table=self.table), {"started": state.run_started_at, "run": run.run_key}
         )
