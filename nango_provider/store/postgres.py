@@ -88,12 +88,7 @@ _UPSERT: Final = """
 WITH written AS (
     INSERT INTO {table} AS t (_nango_unique_key, _nango_data, _nango_hash,
                               _nango_first_seen_at, _nango_updated_at, _nango_last_seen_at)
-    SELECT k, d, h, now(), now(), now() FROM pg_temp._nango_page AS p
-    -- Unchanged rows are skipped here, by one index lookup each (a scalar subquery, so never a scan of the
-    -- table): ON CONFLICT would lock, and so dirty, every one of them.
-    WHERE (
-        SELECT c._nango_hash FROM {table} AS c WHERE c._nango_unique_key = p.k AND c._nango_deleted_at IS NULL
-    ) IS DISTINCT FROM p.h
+    SELECT k, d, h, now(), now(), now() FROM pg_temp._nango_page AS p{skip_unchanged}
     ON CONFLICT (_nango_unique_key) DO UPDATE SET
         _nango_data = EXCLUDED._nango_data,
         _nango_hash = EXCLUDED._nango_hash,
@@ -105,6 +100,12 @@ WITH written AS (
 ){seen}
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
+_SKIP_UNCHANGED: Final = """
+-- Unchanged rows are skipped here, by one index lookup each (a scalar subquery, so never a scan of the table):
+-- ON CONFLICT would lock, and so dirty, every one of them. Only worth it when the table held rows at the start.
+WHERE (
+    SELECT c._nango_hash FROM {table} AS c WHERE c._nango_unique_key = p.k AND c._nango_deleted_at IS NULL
+) IS DISTINCT FROM p.h"""
 _SEEN: Final = """,
 seen AS (
     INSERT INTO nango._nango_seen_keys (run_key, keys)
@@ -346,11 +347,14 @@ class PostgresStore:
     ) -> tuple[int, int]:
         with cursor.copy("COPY pg_temp._nango_page (k, d, h) FROM STDIN") as copy:
             copy.write(prepared.copy_text)
+        # A table with rows at the start (a re-sync) skips unchanged rows and records the keys it sees.
         seen = sql.SQL(_SEEN if state.track_seen else "")
+        skip = sql.SQL(_SKIP_UNCHANGED if state.track_seen else "").format(table=self.table)
         # The skip of unchanged rows must be an index lookup per row whatever the table's statistics say (they
         # are stale while a sync fills the table); only the page's own stage is scanned in this transaction.
         cursor.execute("SET LOCAL enable_seqscan = off")
-        cursor.execute(sql.SQL(_UPSERT).format(table=self.table, seen=seen), {"run": run.run_key})
+        upsert = sql.SQL(_UPSERT).format(table=self.table, seen=seen, skip_unchanged=skip)
+        cursor.execute(upsert, {"run": run.run_key})
         added, updated = cursor.fetchone() or (0, 0)
         if state.track_seen:
             state.seen += prepared.rows
