@@ -350,9 +350,10 @@ class PostgresStore:
         # A table with rows at the start (a re-sync) skips unchanged rows and records the keys it sees.
         seen = sql.SQL(_SEEN if state.track_seen else "")
         skip = sql.SQL(_SKIP_UNCHANGED if state.track_seen else "").format(table=self.table)
-        # The skip of unchanged rows must be an index lookup per row whatever the table's statistics say (they
-        # are stale while a sync fills the table); only the page's own stage is scanned in this transaction.
-        cursor.execute("SET LOCAL enable_seqscan = off")
+        if state.track_seen:
+            # The skip of unchanged rows must be an index lookup per row whatever the table's statistics say
+            # (they are stale while a sync fills the table); only the page's own stage is scanned here.
+            cursor.execute("SET LOCAL enable_seqscan = off")
         upsert = sql.SQL(_UPSERT).format(table=self.table, seen=seen, skip_unchanged=skip)
         cursor.execute(upsert, {"run": run.run_key})
         added, updated = cursor.fetchone() or (0, 0)
