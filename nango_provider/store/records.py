@@ -7,7 +7,7 @@ by key (the last one wins, as it is the newest the API sent).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,34 +46,33 @@ def prepare_keyed(records: Sequence[Any], unique_key: CompiledPath, sync: str, p
         if _NUL in data:
             _refuse_nul(record, sync, page, position)
         rows[key] = data
-    blake2b = hashlib.blake2b
-    lines = [
-        b"%b\t%b\t%b\n"
-        % (
-            key.translate(_COPY_ESCAPES).encode(),
-            data.replace(b"\\", b"\\\\"),  # JSON has no raw control characters: only \\ needs COPY escaping
-            blake2b(data, digest_size=16).hexdigest().encode(),
-        )
-        for key, data in rows.items()
-    ]
-    return PreparedPage(b"".join(lines), len(rows), len(records))
+    copy_text = _copy_text((key.translate(_COPY_ESCAPES).encode(), data) for key, data in rows.items())
+    return PreparedPage(copy_text, len(rows), len(records))
 
 
 def prepare_positional(records: Sequence[Any], first_position: int, sync: str, page: int) -> PreparedPage:
     """Rows keyed by their position in the run, for syncs without a unique key."""
-    lines = [
-        _copy_line(str(first_position + offset).encode(), _encode(record, sync, page, offset))
+    rows = [
+        (str(first_position + offset).encode(), _encode(record, sync, page, offset))
         for offset, record in enumerate(records)
     ]
-    return PreparedPage(b"".join(lines), len(lines), len(records))
+    return PreparedPage(_copy_text(rows), len(rows), len(records))
 
 
-def _copy_line(key: bytes, data: bytes) -> bytes:
-    digest = hashlib.blake2b(data, digest_size=16).hexdigest().encode()
-    # JSON from the encoder has no raw control characters; only backslashes need COPY escaping.
-    if b"\\" in data:
-        data = data.replace(b"\\", b"\\\\")
-    return b"%b\t%b\t%b\n" % (key, data, digest)
+def _copy_text(rows: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """COPY text lines ``key \\t data \\t hash`` for (escaped key, JSON) pairs; runs for every record."""
+    blake2b = hashlib.blake2b
+    return b"".join(
+        [
+            b"%b\t%b\t%b\n"
+            % (
+                key,
+                data.replace(b"\\", b"\\\\"),  # JSON has no raw control characters: only \\ needs COPY escaping
+                blake2b(data, digest_size=16).hexdigest().encode(),
+            )
+            for key, data in rows
+        ]
+    )
 
 
 def _key_of(record: Any, unique_key: CompiledPath, sync: str, page: int, position: int) -> str:
