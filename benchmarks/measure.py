@@ -145,8 +145,8 @@ def measure_sync(params: Params) -> Result:
     """``run_sync(NangoHook(), PostgresStore(...), definition, RunIdentity(...))``: one whole run, timed."""
     import psycopg
 
+    from nango_provider.engine import run_sync
     from nango_provider.hooks.nango import NangoHook
-    from nango_provider.operators.sync import run_sync
     from nango_provider.store.postgres import PostgresStore, RunIdentity
 
     definition = _definition(params)

@@ -16,11 +16,11 @@ from typing import Any, Final
 import yaml
 from airflow.sdk import DAG, Asset, Param, get_parsing_context
 
-from nango_provider.definition import SyncDefinition, iter_definitions_file
+from nango_provider.definition import DAG_ID_PREFIX, SyncDefinition, iter_definitions_file
 from nango_provider.exceptions import NangoError, RegistryNotConfiguredError, StoreError, SyncDefinitionError
 from nango_provider.operators.sync import NangoSyncOperator
-from nango_provider.registry import SOURCE as REGISTRY_SOURCE
-from nango_provider.registry import SyncRegistry
+from nango_provider.store.registry import SOURCE as REGISTRY_SOURCE
+from nango_provider.store.registry import SyncRegistry
 
 START_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
@@ -148,12 +148,12 @@ def _registry_definitions(wanted: str | None, errors: list[str]) -> Iterator[Syn
 
     No registry connection, or no registry table yet, means no API syncs; an unreachable database is an error.
     """
-    if wanted and not wanted.startswith("nango_sync_"):
+    if wanted and not wanted.startswith(DAG_ID_PREFIX):
         return
     store = SyncRegistry()
     try:
         if wanted:
-            found = store.get(wanted.removeprefix("nango_sync_"))
+            found = store.get(wanted.removeprefix(DAG_ID_PREFIX))
             items: list[Any] = [found] if found else []
         else:
             items = list(store.iter_definitions())
@@ -177,7 +177,7 @@ def _definition_files(root: Path) -> Iterable[Path]:
 
 def _may_define(path: Path, dag_id: str) -> bool:
     """Cheap text check before parsing YAML, so building one DAG out of many files stays fast."""
-    name = dag_id.removeprefix("nango_sync_")
+    name = dag_id.removeprefix(DAG_ID_PREFIX)
     return name != dag_id and name in path.read_text(encoding="utf-8")
 
 

@@ -30,6 +30,8 @@ MAX_IDENTIFIER_LENGTH: Final = 63
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE")
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 DEFAULT_SCHEMA: Final = "nango"
+DAG_ID_PREFIX: Final = "nango_sync_"
+"""A sync's DAG id is this prefix and the sync's name."""
 DEFAULT_FREQUENCY: Final = "1h"
 SCHEDULE_PRESETS: Final = frozenset(
     {"@once", "@continuous", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@annually"}
@@ -75,7 +77,7 @@ class SyncDefinition:
     @property
     def dag_id(self) -> str:
         """The id of the DAG that runs this sync."""
-        return f"nango_sync_{self.name}"
+        return f"{DAG_ID_PREFIX}{self.name}"
 
     @property
     def schema_name(self) -> str:
@@ -369,15 +371,6 @@ def _is_cron(text: str) -> bool:
     from croniter import croniter
 
     return len(text.split()) in (5, 6) and bool(croniter.is_valid(text))
-
-
-def load_definitions_file(path: str | Path) -> list[SyncDefinition]:
-    """Read one YAML file holding ``syncs:`` (sync name -> fields) and validate every definition in it."""
-    loaded = list(iter_definitions_file(path))
-    for item in loaded:
-        if isinstance(item, SyncDefinitionError):
-            raise item
-    return [item for item in loaded if isinstance(item, SyncDefinition)]
 
 
 def _read_syncs(path: str | Path) -> Mapping[Any, Any]:

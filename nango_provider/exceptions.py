@@ -11,6 +11,8 @@
     │   ├── PaginationError        a cursor or next URL repeats, or the page limit is reached
     │   └── RecordError            a record cannot be stored (missing key, NUL character, ...)
     ├── SyncExistsError            a sync name is already taken (REST API)
+    ├── SyncNotFoundError          no sync has this name (REST API)
+    ├── SyncStateError             an action is impossible in the sync's current state (REST API)
     └── StoreError                 Postgres refused or lost the connection, or the table is busy
         └── RegistryNotConfiguredError   the registry's Airflow connection is not defined (no API syncs)
 
@@ -91,3 +93,15 @@ class SyncExistsError(NangoError):
         self.name = name
         self.where = where
         super().__init__(f"sync {name!r} is already defined in {where}")
+
+
+class SyncNotFoundError(NangoError):
+    """No sync has this name (``name``)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"sync {name!r} does not exist")
+
+
+class SyncStateError(NangoError):
+    """The action is not possible in the sync's current state (not parsed yet, defined in a YAML file, ...)."""

@@ -9,8 +9,8 @@ import psycopg
 from psycopg import sql
 
 from nango_provider.definition import SyncDefinition
+from nango_provider.engine import run_sync
 from nango_provider.hooks.nango import NangoHook
-from nango_provider.operators.sync import run_sync
 from nango_provider.store.postgres import PostgresStore, RunIdentity
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "dags_examples"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from nango_provider.definition import FIELD_NAMES, SyncDefinition, load_definitions_file, parse_frequency
+from nango_provider.definition import FIELD_NAMES, SyncDefinition, iter_definitions_file, parse_frequency
 from nango_provider.exceptions import SyncDefinitionError
 
 URL = "https://api.example.com/v1/items"
@@ -495,6 +495,15 @@ syncs:
     paging_response_path: paging.next.after
     frequency: null
 """
+
+
+def load_definitions_file(path: Path | str) -> list[SyncDefinition]:
+    """Every definition of a file; raises the first definition's error."""
+    loaded = list(iter_definitions_file(path))
+    for item in loaded:
+        if isinstance(item, SyncDefinitionError):
+            raise item
+    return [item for item in loaded if isinstance(item, SyncDefinition)]
 
 
 def write(tmp_path: Path, text: str, name: str = "syncs.yaml") -> Path:

@@ -1,4 +1,4 @@
-"""Unit tests of nango_provider/pagination.py: choosing a paginator, next requests, stops and loop guards."""
+"""Unit tests of nango_provider/pagination/: choosing a paginator, next requests, stops and loop guards."""
 
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from nango_provider.pagination import (
     CursorPaginator,
     NextUrlPaginator,
     PageRequest,
-    Paginator,
     SinglePagePaginator,
     first_request,
     paginator_for,
@@ -32,12 +31,6 @@ def cursor_definition(method: str = "GET", **fields: Any) -> SyncDefinition:
 
 
 # --- choosing a paginator -----------------------------------------------------------------------------------
-
-
-def test_registry_names_the_three_styles() -> None:
-    assert Paginator.registry["single"] is SinglePagePaginator
-    assert Paginator.registry["cursor"] is CursorPaginator
-    assert Paginator.registry["next_url"] is NextUrlPaginator
 
 
 def test_single_page_without_paging_response_path() -> None:

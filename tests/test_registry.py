@@ -10,7 +10,7 @@ import pytest
 
 from nango_provider.dag_factory import ERRORS_DAG_ID, load_sync_dags
 from nango_provider.exceptions import SyncDefinitionError, SyncExistsError
-from nango_provider.registry import SyncRegistry
+from nango_provider.store.registry import SyncRegistry
 
 pytestmark = pytest.mark.integration
 
@@ -34,9 +34,9 @@ def test_save_get_list_delete(db: str) -> None:
     stored = registry.get("pokedex")
     assert stored is not None and stored.definition == definition
     assert dict(stored.fields) == {**POKEMON, "frequency": None} and stored.created_at is not None
-    assert [item.name for item in registry.list()] == ["pokedex"] and registry.names() == ["pokedex"]
+    assert [getattr(item, "name", item) for item in registry.iter_definitions()] == ["pokedex"]
     assert registry.delete("pokedex") is True and registry.delete("pokedex") is False
-    assert registry.get("pokedex") is None and registry.list() == []
+    assert registry.get("pokedex") is None and list(registry.iter_definitions()) == []
 
 
 def test_an_invalid_definition_is_refused_with_the_yaml_message_and_not_stored(db: str) -> None:
@@ -44,7 +44,7 @@ def test_an_invalid_definition_is_refused_with_the_yaml_message_and_not_stored(d
     with pytest.raises(SyncDefinitionError, match="did you mean 'paging_response_path'") as raised:
         registry.save("pokedex", {**POKEMON, "paging_respone_path": "next"})
     assert (raised.value.sync, raised.value.field) == ("pokedex", "paging_respone_path")
-    assert registry.names() == []
+    assert list(registry.iter_definitions()) == []
 
 
 def test_a_taken_name_is_refused_unless_replaced(db: str) -> None:
@@ -59,7 +59,7 @@ def test_a_taken_name_is_refused_unless_replaced(db: str) -> None:
 
 def test_no_table_means_no_syncs(db: str) -> None:
     registry = SyncRegistry()
-    assert registry.get("x") is None and registry.list() == [] and registry.delete("x") is False
+    assert registry.get("x") is None and list(registry.iter_definitions()) == [] and registry.delete("x") is False
     with psycopg.connect(db) as conn:
         assert conn.execute("SELECT to_regclass('nango._nango_definitions')").fetchone() == (None,)
 

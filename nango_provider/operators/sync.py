@@ -1,4 +1,4 @@
-"""``NangoSyncOperator``: runs one sync, wiring ``NangoHook`` (pages) to ``PostgresStore`` (upserts).
+"""``NangoSyncOperator``: the Airflow adapter of a sync: templates, context and masking around the engine.
 
 Usable in any DAG; the DAG factory builds one per sync definition. The task's return value (XCom) is the
 run's counts, never records.
@@ -8,19 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from airflow.sdk import BaseOperator
 
 from nango_provider.definition import SyncDefinition
-
-if TYPE_CHECKING:  # the run-time modules are imported in execute(): parsing 1,000 DAGs must not load them
-    from nango_provider.hooks.nango import NangoHook, Page
-    from nango_provider.store.postgres import PostgresStore, RunIdentity, RunState
-    from nango_provider.store.records import PreparedPage
-from nango_provider.redaction import redact_text, secret_values
-from nango_provider.streaming import Prefetcher
 
 _FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency"})
 OPERATOR_FIELDS = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in _FIELDS_NOT_FOR_TASKS)
@@ -107,6 +100,8 @@ class NangoSyncOperator(BaseOperator):
         """Run the sync and return its counts: pages, fetched, added, updated, unchanged, deleted."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+        # Imported here, not at the top: parsing 1,000 DAGs must not load the run-time modules.
+        from nango_provider.engine import run_sync
         from nango_provider.hooks.nango import NangoHook
         from nango_provider.store.postgres import PostgresStore, RunIdentity
 
@@ -119,72 +114,6 @@ class NangoSyncOperator(BaseOperator):
         store = PostgresStore(postgres.get_conn, definition)  # type: ignore[arg-type]  # psycopg 3 on Airflow 3.3
         full_refresh = _as_bool(self.full_refresh)
         return run_sync(hook, store, definition, run, full_refresh=full_refresh, log=self.log.info)
-
-
-def run_sync(
-    hook: NangoHook,
-    store: PostgresStore,
-    definition: SyncDefinition,
-    run: RunIdentity,
-    *,
-    full_refresh: bool = False,
-    log: Callable[[str], None] = print,
-) -> dict[str, int]:
-    """One run of a sync: lock the table, resume or start, write every page, finish; record a failure."""
-    state: RunState | None = None
-    secrets = secret_values(definition.headers, definition.query_params, definition.body)
-    with store.connected():
-        try:
-            secrets = hook.secrets(definition)  # adds the connection's password
-            store.create_tables()
-            store.lock_table(log)
-            state = store.start(run, full_refresh=full_refresh)
-            complete = _write_pages(hook, store, definition, run, state=state, log=log)
-            counts = store.finish(run, state, complete=complete)
-        except BaseException as error:
-            store.record_failure(state, run, redact_text(f"{type(error).__name__}: {error}", secrets))
-            raise
-    log(
-        f"sync {definition.name!r} into {store.table_text}: "
-        + ", ".join(f"{name} {value}" for name, value in counts.items())
-    )
-    return counts
-
-
-def _write_pages(
-    hook: NangoHook,
-    store: PostgresStore,
-    definition: SyncDefinition,
-    run: RunIdentity,
-    *,
-    state: RunState,
-    log: Callable[[str], None],
-) -> bool:
-    """Write pages from the checkpoint on; whether the run reached the last page (not cut by max_total)."""
-    if state.resumed:
-        log(f"resuming sync {definition.name!r} at page {state.next_page} ({state.counts['fetched']} fetched)")
-        if state.next_request is None:  # every page was written before the last try failed
-            return not (definition.max_total and state.counts["fetched"] >= definition.max_total)
-    pages = hook.pages(
-        definition, start=state.next_request, start_page=state.next_page, fetched=state.counts["fetched"]
-    )
-    complete = True
-    for page, prepared in Prefetcher(_prepared(store, pages, state.counts["fetched"])):
-        counts = store.write_page(run, state, prepared, page.number, page.next_request)
-        complete = not page.cut
-        log(
-            f"page {page.number}: {counts['fetched']} records, {counts['added']} added, "
-            f"{counts['updated']} updated, {counts['unchanged']} unchanged"
-        )
-    return complete
-
-
-def _prepared(store: PostgresStore, pages: Iterator[Page], fetched: int) -> Iterator[tuple[Page, PreparedPage]]:
-    """Runs in the fetch thread: each page with its COPY rows, records dropped, so CPU work overlaps writes."""
-    for page in pages:
-        prepared = store.prepare_page(page.records, page.number, fetched)
-        fetched += prepared.fetched
-        yield dataclasses.replace(page, records=[]), prepared
 
 
 def _mask(secrets: Sequence[str]) -> None:

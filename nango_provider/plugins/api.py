@@ -30,10 +30,16 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nango_provider.definition import SyncDefinition
-from nango_provider.exceptions import StoreError, SyncDefinitionError, SyncExistsError
+from nango_provider.exceptions import (
+    StoreError,
+    SyncDefinitionError,
+    SyncExistsError,
+    SyncNotFoundError,
+    SyncStateError,
+)
 from nango_provider.plugins import service
 from nango_provider.plugins.page import ICON_SVG, PAGE_HTML
-from nango_provider.registry import SyncRegistry
+from nango_provider.store.registry import SyncRegistry
 
 API_PREFIX: Final = "/v1/syncs"
 UserDep = Annotated[BaseUser, Depends(get_user)]
@@ -63,13 +69,13 @@ def _invalid_definition(_: Request, error: SyncDefinitionError) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
 
 
-@app.exception_handler(service.SyncNotFoundError)
-def _not_found(_: Request, error: service.SyncNotFoundError) -> JSONResponse:
+@app.exception_handler(SyncNotFoundError)
+def _not_found(_: Request, error: SyncNotFoundError) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
 
 
 @app.exception_handler(SyncExistsError)
-@app.exception_handler(service.SyncStateError)
+@app.exception_handler(SyncStateError)
 def _conflict(_: Request, error: Exception) -> JSONResponse:
     return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
 
@@ -204,7 +210,7 @@ def delete_sync(sync_id: str, user: UserDep, session: SessionDep) -> dict[str, A
     table = _table_of(registry, sync_id)
     if not registry.delete(sync_id):
         entry = service.load_catalog(session, registry=registry).get(sync_id)
-        raise service.SyncStateError(
+        raise SyncStateError(
             f"sync {sync_id!r} is defined in {entry.defined_in or 'a DAG file'}, not through the API: "
             "delete it from that YAML (or DAG) file"
         )

@@ -22,15 +22,15 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from sqlalchemy import func, select
 
+from nango_provider.definition import DAG_ID_PREFIX as DAG_PREFIX
 from nango_provider.definition import SyncDefinition, iter_definitions_file
-from nango_provider.exceptions import NangoError, StoreError, SyncDefinitionError
-from nango_provider.registry import SOURCE as REGISTRY_SOURCE
-from nango_provider.registry import SyncRegistry, connection_factory
+from nango_provider.exceptions import StoreError, SyncDefinitionError, SyncNotFoundError, SyncStateError
+from nango_provider.store.registry import SOURCE as REGISTRY_SOURCE
+from nango_provider.store.registry import SyncRegistry, connection_factory
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-DAG_PREFIX: Final = "nango_sync_"
 HISTORY_LENGTH: Final = 20
 """How many recent runs (tries) of each sync the API returns for the chart."""
 _JOB_COLUMNS: Final = (
@@ -54,18 +54,6 @@ SELECT dag_id, {columns} FROM (
 ) recent WHERE position <= %s ORDER BY dag_id, started_at, id
 """
 Source = Literal["api", "yaml", "dag_file"]
-
-
-class SyncNotFoundError(NangoError):
-    """No sync has this name (``name``)."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"sync {name!r} does not exist")
-
-
-class SyncStateError(NangoError):
-    """The action is not possible in the sync's current state (not parsed yet, defined in a YAML file, ...)."""
 
 
 @dataclass(frozen=True)

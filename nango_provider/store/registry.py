@@ -28,18 +28,17 @@ from psycopg.types.json import Jsonb
 
 from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import RegistryNotConfiguredError, StoreError, SyncDefinitionError, SyncExistsError
+from nango_provider.store.schema import BOOKKEEPING_SCHEMA, REGISTRY_LOCK
 
 ConnectionFactory = Callable[[], psycopg.Connection[Any]]
 
 REGISTRY_CONN_VARIABLE: Final = "NANGO_REGISTRY_CONN_ID"
 DEFAULT_REGISTRY_CONN_ID: Final = "postgres_default"
-SCHEMA: Final = "nango"
 TABLE: Final = "_nango_definitions"
-SOURCE: Final = f"{SCHEMA}.{TABLE}"
+SOURCE: Final = f"{BOOKKEEPING_SCHEMA}.{TABLE}"
 """How errors name the registry (where a YAML error names its file)."""
 CONNECT_TIMEOUT: Final = 10
 """Seconds to wait for the registry database when its connection does not set ``connect_timeout``."""
-_DDL_LOCK: Final = 7_305_843_009_213_693_952  # serializes creating the registry table
 _COLUMNS: Final = sql.SQL("name, fields, created_at, updated_at")
 
 
@@ -86,7 +85,7 @@ class SyncRegistry:
     :param connect: returns a new psycopg 3 connection; defaults to ``PostgresHook(conn_id).get_conn``.
     """
 
-    table: Final = sql.Identifier(SCHEMA, TABLE)
+    table: Final = sql.Identifier(BOOKKEEPING_SCHEMA, TABLE)
 
     def __init__(self, conn_id: str | None = None, *, connect: ConnectionFactory | None = None) -> None:
         self.conn_id = conn_id or registry_conn_id()
@@ -130,15 +129,6 @@ class SyncRegistry:
         rows = self._select(sql.SQL("WHERE name = %s"), (name,))
         return _registered(rows[0]) if rows else None
 
-    def list(self) -> Sequence[RegisteredSync]:
-        """Every stored sync, by name. Raises the first :class:`SyncDefinitionError` if one no longer validates."""
-        found: list[RegisteredSync] = []
-        for item in self.iter_definitions():
-            if isinstance(item, SyncDefinitionError):
-                raise item
-            found.append(item)
-        return found
-
     def iter_definitions(self) -> Iterator[RegisteredSync | SyncDefinitionError]:
         """Each stored sync, validated on its own: the sync, or the error that refuses it (like a YAML file)."""
         for row in self._select(sql.SQL("ORDER BY name"), ()):
@@ -146,10 +136,6 @@ class SyncRegistry:
                 yield _registered(row)
             except SyncDefinitionError as error:
                 yield error
-
-    def names(self) -> Sequence[str]:
-        """The names of the stored syncs (no validation)."""
-        return [row[0] for row in self._select(sql.SQL("ORDER BY name"), ())]
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
@@ -166,8 +152,8 @@ class SyncRegistry:
     def _create_table(self, conn: psycopg.Connection[Any]) -> None:
         """Create the schema and the table if they are missing (one creator at a time)."""
         with conn.transaction(), conn.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (_DDL_LOCK,))
-            cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)))
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", (REGISTRY_LOCK,))
+            cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(BOOKKEEPING_SCHEMA)))
             cursor.execute(
                 sql.SQL(
                     "CREATE TABLE IF NOT EXISTS {table} (name text PRIMARY KEY, fields jsonb NOT NULL, "

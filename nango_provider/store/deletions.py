@@ -1,0 +1,77 @@
+"""The end of a complete run: records not seen are marked deleted (keyed syncs), or the table is replaced by the
+run's snapshot (syncs without a unique key)."""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+
+from nango_provider.store.jobs import RunIdentity, RunState, one_value
+
+_MARK_DELETED: Final = """
+WITH seen AS (SELECT unnest(keys) AS key FROM nango._nango_seen_keys WHERE run_key = %(run)s)
+UPDATE {table} AS t SET _nango_deleted_at = now()
+WHERE t._nango_deleted_at IS NULL AND t._nango_first_seen_at < %(started)s
+  AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.key = t._nango_unique_key)
+"""
+_SNAPSHOT_ROWS: Final = """
+SELECT hash || ':' || row_number() OVER (PARTITION BY hash ORDER BY position) AS k, data AS d, hash AS h
+FROM nango._nango_snapshot WHERE run_key = %(run)s
+"""
+_REPLACE: Final = (
+    """CREATE TEMP TABLE _nango_fresh ON COMMIT DROP AS
+       SELECT f.k, f.d, f.h, t._nango_first_seen_at AS first_seen
+       FROM ({rows}) f LEFT JOIN {table} t ON t._nango_unique_key = f.k""",
+    """SELECT count(*) FILTER (WHERE first_seen IS NULL), count(*) FILTER (WHERE first_seen IS NOT NULL),
+              (SELECT count(*) FROM {table} t
+               WHERE NOT EXISTS (SELECT 1 FROM pg_temp._nango_fresh f WHERE f.k = t._nango_unique_key))
+       FROM pg_temp._nango_fresh""",
+    "DELETE FROM {table}",
+    """INSERT INTO {table} (_nango_unique_key, _nango_data, _nango_hash, _nango_first_seen_at)
+       SELECT k, d, h, coalesce(first_seen, now()) FROM pg_temp._nango_fresh""",
+)
+_APPEND_SNAPSHOT: Final = """
+WITH inserted AS (
+    INSERT INTO {table} (_nango_unique_key, _nango_data, _nango_hash)
+    SELECT k, d, h FROM ({rows}) fresh ON CONFLICT (_nango_unique_key) DO NOTHING RETURNING 1
+)
+SELECT count(*) FROM inserted
+"""
+
+
+def mark_deleted(cursor: psycopg.Cursor[Any], table: sql.Composable, run: RunIdentity, state: RunState) -> int:
+    """Soft-delete the live rows this complete run did not see; how many."""
+    if not state.track_seen:
+        return 0  # the table was empty when the run started: every row in it was seen by this run
+    cursor.execute(
+        "SELECT coalesce(sum(cardinality(keys)), 0) FROM nango._nango_seen_keys WHERE run_key = %s", (run.run_key,)
+    )
+    if one_value(cursor) != state.seen:
+        return 0  # seen keys were lost (unlogged table after a crash): never guess what is gone
+    # One hash anti-join over every key seen, whatever the (stale) statistics estimate for the unnested keys:
+    # a nested loop here would compare every row with every key.
+    cursor.execute("SET LOCAL enable_nestloop = off")
+    cursor.execute("SET LOCAL work_mem = '64MB'")
+    cursor.execute(sql.SQL(_MARK_DELETED).format(table=table), {"started": state.run_started_at, "run": run.run_key})
+    return cursor.rowcount
+
+
+def apply_snapshot(
+    cursor: psycopg.Cursor[Any], table: sql.Composable, run: RunIdentity, state: RunState, *, complete: bool
+) -> None:
+    """Replace the table by the run's rows (complete run), or only add the new ones (cut run); counts in ``state``."""
+    rows = sql.SQL(_SNAPSHOT_ROWS)
+    if not complete:
+        cursor.execute(sql.SQL(_APPEND_SNAPSHOT).format(rows=rows, table=table), {"run": run.run_key})
+        added = one_value(cursor)
+        state.counts.update(added=added, unchanged=state.counts["fetched"] - added)
+        return
+    create, count, delete, insert = (sql.SQL(part).format(rows=rows, table=table) for part in _REPLACE)
+    cursor.execute(create, {"run": run.run_key})
+    cursor.execute(count)
+    added, unchanged, deleted = cursor.fetchone() or (0, 0, 0)
+    state.counts.update(added=int(added), unchanged=int(unchanged), deleted=int(deleted))
+    cursor.execute(delete)
+    cursor.execute(insert)

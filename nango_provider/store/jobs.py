@@ -1,0 +1,105 @@
+"""The run lifecycle: who is running (``RunIdentity``), its progress (``RunState``) and its row in
+``nango._nango_jobs`` (opened, updated per page, ended as success or failure)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final
+
+import psycopg
+
+from nango_provider.exceptions import StoreError
+
+COUNT_NAMES: Final = ("pages", "fetched", "added", "updated", "unchanged", "deleted")
+PAGE_COUNT_NAMES: Final = COUNT_NAMES[:5]
+"""The counts a page adds to (deletions are counted once, when the run ends)."""
+
+
+@dataclass(frozen=True)
+class RunIdentity:
+    """Who is running: the Airflow coordinates of one task run (all tries share ``run_key``)."""
+
+    sync_name: str
+    dag_id: str
+    task_id: str
+    run_id: str
+    try_number: int = 1
+
+    @property
+    def run_key(self) -> str:
+        """Identifies the run across tries: the checkpoint a retry resumes from is stored under it."""
+        return f"{self.dag_id}/{self.task_id}/{self.run_id}"
+
+
+@dataclass
+class RunState:
+    """Progress of a run: where the next page comes from and the counts so far (saved per page).
+
+    ``checkpoint`` is the engine's opaque description of the next request (JSON), ``None`` after the last page.
+    """
+
+    job_id: int
+    run_started_at: datetime
+    checkpoint: Mapping[str, Any] | None
+    next_page: int
+    track_seen: bool
+    resumed: bool
+    seen: int = 0
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_NAMES, 0))
+
+
+def open_job(cursor: psycopg.Cursor[Any], run: RunIdentity, table: str, state: RunState) -> int:
+    """Insert the run's job row as ``running`` (with the counts it resumes from); its id."""
+    cursor.execute(
+        """INSERT INTO nango._nango_jobs (sync_name, dag_id, task_id, run_id, try_number, target_table,
+               status, resumed_from_page, pages, fetched, added, updated, unchanged)
+           VALUES (%s, %s, %s, %s, %s, %s, 'running', %s, %s, %s, %s, %s, %s) RETURNING id""",
+        (
+            run.sync_name,
+            run.dag_id,
+            run.task_id,
+            run.run_id,
+            run.try_number,
+            table,
+            state.next_page if state.resumed else None,
+            *(state.counts[name] for name in PAGE_COUNT_NAMES),
+        ),
+    )
+    return one_value(cursor)
+
+
+def end_job(cursor: psycopg.Cursor[Any], state: RunState, status: str) -> None:
+    """Close the run's job row with ``status`` and its final counts."""
+    cursor.execute(
+        """UPDATE nango._nango_jobs SET status = %s, pages = %s, fetched = %s, added = %s, updated = %s,
+               unchanged = %s, deleted = %s, ended_at = now()
+           WHERE id = %s""",
+        (status, *(state.counts[name] for name in COUNT_NAMES), state.job_id),
+    )
+
+
+def fail_job(cursor: psycopg.Cursor[Any], state: RunState | None, run: RunIdentity, table: str, message: str) -> None:
+    """Mark the run's job row failed with ``message``; a run that failed before opening one gets a row now."""
+    if state is not None:
+        cursor.execute(
+            "UPDATE nango._nango_jobs SET status = 'failed', ended_at = now(), error = %s WHERE id = %s",
+            (message, state.job_id),
+        )
+        return
+    cursor.execute(
+        """INSERT INTO nango._nango_jobs (sync_name, dag_id, task_id, run_id, try_number,
+               target_table, status, ended_at, error)
+           SELECT %s, %s, %s, %s, %s, %s, 'failed', now(), %s
+           WHERE to_regclass('nango._nango_jobs') IS NOT NULL""",
+        (run.sync_name, run.dag_id, run.task_id, run.run_id, run.try_number, table, message),
+    )
+
+
+def one_value(cursor: psycopg.Cursor[Any]) -> int:
+    """The integer in the first column of the one row a statement returned."""
+    row = cursor.fetchone()
+    if row is None:
+        raise StoreError("expected one row from Postgres, got none")
+    return int(row[0])

@@ -1,0 +1,74 @@
+"""Page writes: a page's COPY rows go into a temporary stage, then into the sync's table in one statement.
+
+With a unique key: one set-based upsert that skips unchanged rows and counts inserts and updates with
+``RETURNING``. Without one: the rows are kept in ``nango._nango_snapshot`` until the run replaces the table.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+
+from nango_provider.store.jobs import RunIdentity, RunState
+from nango_provider.store.records import PreparedPage
+from nango_provider.store.schema import COPY_TO_STAGE
+
+_UPSERT: Final = """
+WITH written AS (
+    INSERT INTO {table} AS t (_nango_unique_key, _nango_data, _nango_hash,
+                              _nango_first_seen_at, _nango_updated_at, _nango_last_seen_at)
+    SELECT k, d, h, now(), now(), now() FROM pg_temp._nango_page AS p{skip_unchanged}
+    ON CONFLICT (_nango_unique_key) DO UPDATE SET
+        _nango_data = EXCLUDED._nango_data,
+        _nango_hash = EXCLUDED._nango_hash,
+        _nango_updated_at = EXCLUDED._nango_updated_at,
+        _nango_last_seen_at = EXCLUDED._nango_last_seen_at,
+        _nango_deleted_at = NULL
+    WHERE t._nango_hash IS DISTINCT FROM EXCLUDED._nango_hash OR t._nango_deleted_at IS NOT NULL
+    RETURNING (xmax = 0) AS inserted
+){seen}
+SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
+"""
+_SKIP_UNCHANGED: Final = """
+-- Unchanged rows are skipped here, by one index lookup each (a scalar subquery, so never a scan of the table):
+-- ON CONFLICT would lock, and so dirty, every one of them. Only worth it when the table held rows at the start.
+WHERE (
+    SELECT c._nango_hash FROM {table} AS c WHERE c._nango_unique_key = p.k AND c._nango_deleted_at IS NULL
+) IS DISTINCT FROM p.h"""
+_SEEN: Final = """,
+seen AS (
+    INSERT INTO nango._nango_seen_keys (run_key, keys)
+    SELECT %(run)s, array_agg(k) FROM pg_temp._nango_page HAVING count(*) > 0
+)"""
+
+
+def upsert_page(
+    cursor: psycopg.Cursor[Any], table: sql.Composable, prepared: PreparedPage, run: RunIdentity, state: RunState
+) -> tuple[int, int]:
+    """Upsert a keyed page; ``(added, updated)``. A re-sync also skips unchanged rows and records the keys seen."""
+    with cursor.copy(COPY_TO_STAGE) as copy:
+        copy.write(prepared.copy_text)
+    seen = sql.SQL(_SEEN if state.track_seen else "")
+    skip = sql.SQL(_SKIP_UNCHANGED if state.track_seen else "").format(table=table)
+    if state.track_seen:
+        # The skip of unchanged rows must be an index lookup per row whatever the table's statistics say
+        # (they are stale while a sync fills the table); only the page's own stage is scanned here.
+        cursor.execute("SET LOCAL enable_seqscan = off")
+    cursor.execute(sql.SQL(_UPSERT).format(table=table, seen=seen, skip_unchanged=skip), {"run": run.run_key})
+    added, updated = cursor.fetchone() or (0, 0)
+    if state.track_seen:
+        state.seen += prepared.rows
+    return int(added), int(updated)
+
+
+def stage_snapshot_page(cursor: psycopg.Cursor[Any], prepared: PreparedPage, run: RunIdentity) -> None:
+    """Keep an unkeyed page's rows (keyed by position) until the run ends and replaces the table."""
+    with cursor.copy(COPY_TO_STAGE) as copy:
+        copy.write(prepared.copy_text)
+    cursor.execute(
+        """INSERT INTO nango._nango_snapshot (run_key, position, data, hash)
+           SELECT %s, k::bigint, d, h FROM pg_temp._nango_page""",
+        (run.run_key,),
+    )

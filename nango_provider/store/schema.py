@@ -1,0 +1,90 @@
+"""The tables: bookkeeping in schema ``nango`` (jobs, checkpoints, seen keys, snapshots) and each sync's table.
+
+Also the constants every store module shares: the bookkeeping schema, the advisory lock keys that serialize
+DDL, and the COPY statement that fills a page's temporary stage.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+
+from nango_provider.definition import DEFAULT_SCHEMA
+
+BOOKKEEPING_SCHEMA: Final = DEFAULT_SCHEMA
+"""Schema of the bookkeeping tables (and the default schema of sync tables)."""
+BOOTSTRAP_LOCK: Final = 7_305_843_009_213_693_951
+"""Advisory lock key that serializes creating the bookkeeping tables."""
+REGISTRY_LOCK: Final = 7_305_843_009_213_693_952
+"""Advisory lock key that serializes creating the registry table."""
+COPY_TO_STAGE: Final = "COPY pg_temp._nango_page (k, d, h) FROM STDIN"
+"""Fills a page's temporary stage (key, JSON, hash) from COPY text."""
+
+_BOOKKEEPING_DDL: Final = """
+CREATE SCHEMA IF NOT EXISTS nango;
+CREATE TABLE IF NOT EXISTS nango._nango_jobs (
+    id bigserial PRIMARY KEY,
+    sync_name text NOT NULL,
+    dag_id text,
+    task_id text,
+    run_id text,
+    try_number integer,
+    target_table text NOT NULL,
+    status text NOT NULL,
+    started_at timestamptz NOT NULL DEFAULT now(),
+    ended_at timestamptz,
+    pages bigint NOT NULL DEFAULT 0,
+    fetched bigint NOT NULL DEFAULT 0,
+    added bigint NOT NULL DEFAULT 0,
+    updated bigint NOT NULL DEFAULT 0,
+    unchanged bigint NOT NULL DEFAULT 0,
+    deleted bigint NOT NULL DEFAULT 0,
+    resumed_from_page integer,
+    error text
+);
+CREATE INDEX IF NOT EXISTS _nango_jobs_sync_started ON nango._nango_jobs (sync_name, started_at DESC);
+CREATE TABLE IF NOT EXISTS nango._nango_checkpoints (
+    run_key text PRIMARY KEY,
+    sync_name text NOT NULL,
+    target_table text NOT NULL,
+    run_started_at timestamptz NOT NULL,
+    next_request jsonb,
+    next_page integer NOT NULL,
+    track_seen boolean NOT NULL,
+    seen bigint NOT NULL DEFAULT 0,
+    pages bigint NOT NULL DEFAULT 0,
+    fetched bigint NOT NULL DEFAULT 0,
+    added bigint NOT NULL DEFAULT 0,
+    updated bigint NOT NULL DEFAULT 0,
+    unchanged bigint NOT NULL DEFAULT 0,
+    saved_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE UNLOGGED TABLE IF NOT EXISTS nango._nango_seen_keys (run_key text NOT NULL, keys text[] NOT NULL);
+CREATE TABLE IF NOT EXISTS nango._nango_snapshot (
+    run_key text NOT NULL, position bigint NOT NULL, data jsonb NOT NULL, hash text NOT NULL
+);
+"""
+_TARGET_DDL: Final = """
+CREATE TABLE IF NOT EXISTS {table} (
+    _nango_unique_key text PRIMARY KEY,
+    _nango_data jsonb NOT NULL,
+    _nango_hash text NOT NULL,
+    _nango_first_seen_at timestamptz NOT NULL DEFAULT now(),
+    _nango_updated_at timestamptz NOT NULL DEFAULT now(),
+    _nango_last_seen_at timestamptz NOT NULL DEFAULT now(),
+    _nango_deleted_at timestamptz
+)
+"""
+
+
+def create_tables(cursor: psycopg.Cursor[Any], schema: str, table: sql.Composable) -> None:
+    """Create the bookkeeping tables, ``schema``, ``table`` and the page stage where missing (one creator at a
+    time); run inside a transaction."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK,))
+    cursor.execute(_BOOKKEEPING_DDL)
+    if schema != BOOKKEEPING_SCHEMA:
+        cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    cursor.execute(sql.SQL(_TARGET_DDL).format(table=table))
+    cursor.execute("CREATE TEMP TABLE IF NOT EXISTS _nango_page (k text, d jsonb, h text) ON COMMIT DELETE ROWS")
