@@ -1,16 +1,20 @@
 """One run of a sync, without Airflow: lock the table, resume or start, write every page, finish or record why not.
 
 Data flows one way: the hook yields pages, the store writes them. Fetching (and turning records into COPY rows)
-happens in a background thread, at most a few pages ahead of the writes.
+happens in a background thread, at most a few pages ahead of the writes. A run ends its job row as ``success``,
+``failed`` or ``cancelled`` (:class:`Cancellation`); only a killed process leaves it ``running``, and the next run
+of the table closes it as ``abandoned``.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from nango_provider.definition import SyncDefinition
+from nango_provider.exceptions import SyncCancelled
 from nango_provider.pagination import request_from_checkpoint
 from nango_provider.redaction import redact_text, secret_values
 from nango_provider.streaming import Prefetcher
@@ -21,6 +25,42 @@ if TYPE_CHECKING:
     from nango_provider.store.records import PreparedPage
 
 
+class Cancellation:
+    """A request to stop a run, made from another thread or a signal handler; the run then ends as ``cancelled``
+    and raises :class:`SyncCancelled`.
+
+    The run notices it while it waits for the next page or for the table's lock, and a statement it is waiting
+    for in Postgres is cancelled at once, so it stops within about a second.
+    """
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self.reason = ""
+        self._interrupt: Callable[[], None] | None = None
+
+    @property
+    def requested(self) -> bool:
+        """Whether :meth:`cancel` was called."""
+        return self._event.is_set()
+
+    def cancel(self, reason: str) -> None:
+        """Ask the run to stop; ``reason`` goes to its job row. Returns at once."""
+        self.reason = self.reason or reason
+        self._event.set()
+        interrupt = self._interrupt
+        if interrupt is not None:
+            interrupt()
+
+    def check(self) -> None:
+        """Raise :class:`SyncCancelled` if the run was asked to stop."""
+        if self._event.is_set():
+            raise SyncCancelled(self.reason)
+
+    def interrupt_with(self, interrupt: Callable[[], None] | None) -> None:
+        """What :meth:`cancel` calls to cut a blocking wait short (the store cancels its statement)."""
+        self._interrupt = interrupt
+
+
 def run_sync(
     hook: NangoHook,
     store: PostgresStore,
@@ -29,21 +69,33 @@ def run_sync(
     *,
     full_refresh: bool = False,
     log: Callable[[str], None] = print,
+    cancellation: Cancellation | None = None,
 ) -> dict[str, int]:
-    """One run of a sync: lock the table, resume or start, write every page, finish; record a failure."""
+    """One run of a sync: claim and lock the table, resume or start, write every page, finish; record a failure
+    (or a cancellation: :class:`SyncCancelled` is raised then)."""
+    cancellation = cancellation or Cancellation()
     state: RunState | None = None
     secrets = secret_values(definition.headers, definition.query_params, definition.body)
     with store.connected():
+        cancellation.interrupt_with(store.interrupt)
         try:
+            cancellation.check()
             secrets = hook.secrets(definition)  # adds the connection's password
             store.create_tables()
-            store.lock_table(log)
-            state = store.start(run, full_refresh=full_refresh)
-            complete = _write_pages(hook, store, definition, run, state=state, log=log)
+            store.claim_table(run)
+            store.lock_table(log, cancellation.check)
+            state = store.start(run, full_refresh=full_refresh, log=log)
+            complete = _write_pages(hook, store, definition, run, state=state, log=log, check=cancellation.check)
+            cancellation.check()
             counts = store.finish(run, state, complete=complete)
         except BaseException as error:
-            store.record_failure(state, run, redact_text(f"{type(error).__name__}: {error}", secrets))
+            cancellation.interrupt_with(None)
+            _record_stop(store, state, run, error, cancellation=cancellation, secrets=secrets)
+            if cancellation.requested and not isinstance(error, SyncCancelled):
+                raise SyncCancelled(cancellation.reason) from error  # the error is how the cancellation showed
             raise
+        finally:
+            cancellation.interrupt_with(None)
     log(
         f"sync {definition.name!r} into {store.table_text}: "
         + ", ".join(f"{name} {value}" for name, value in counts.items())
@@ -59,6 +111,7 @@ def _write_pages(
     *,
     state: RunState,
     log: Callable[[str], None],
+    check: Callable[[], None],
 ) -> bool:
     """Write pages from the checkpoint on; whether the run reached the last page (not cut by max_total)."""
     start = None
@@ -67,9 +120,10 @@ def _write_pages(
         if state.checkpoint is None:  # every page was written before the last try failed
             return not (definition.max_total and state.counts["fetched"] >= definition.max_total)
         start = request_from_checkpoint(definition, state.checkpoint)
-    pages = hook.pages(definition, start=start, start_page=state.next_page, fetched=state.counts["fetched"])
+    stop = threading.Event()  # set when writing stops, so that a fetch waiting to retry stops too
+    pages = hook.pages(definition, start=start, start_page=state.next_page, fetched=state.counts["fetched"], stop=stop)
     complete = True
-    for page, prepared in Prefetcher(_prepared(store, pages, state.counts["fetched"])):
+    for page, prepared in Prefetcher(_prepared(store, pages, state.counts["fetched"]), stop=stop, check=check):
         checkpoint = page.next_request.to_checkpoint() if page.next_request else None
         counts = store.write_page(run, state, prepared, page.number, checkpoint)
         complete = not page.cut
@@ -78,6 +132,22 @@ def _write_pages(
             f"{counts['updated']} updated, {counts['unchanged']} unchanged"
         )
     return complete
+
+
+def _record_stop(
+    store: PostgresStore,
+    state: RunState | None,
+    run: RunIdentity,
+    error: BaseException,
+    *,
+    cancellation: Cancellation,
+    secrets: list[str],
+) -> None:
+    """End the job row as ``cancelled`` or ``failed``, after letting go of a connection stuck in a statement."""
+    store.release_if_busy()
+    cancelled = cancellation.requested or isinstance(error, SyncCancelled)
+    message = f"cancelled: {cancellation.reason or error}" if cancelled else f"{type(error).__name__}: {error}"
+    store.record_stop(state, run, redact_text(message, secrets), cancelled=cancelled)
 
 
 def _prepared(store: PostgresStore, pages: Iterator[Page], fetched: int) -> Iterator[tuple[Page, PreparedPage]]:

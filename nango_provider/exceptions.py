@@ -4,6 +4,7 @@
 
     NangoError
     ├── SyncDefinitionError        a definition field is wrong (names the sync and the field)
+    │   └── TableOwnedError        the table belongs to another sync (names both)
     ├── PathError                  a dot path or JSONPath expression cannot be compiled
     ├── SyncRunError               a run failed; carries the sync name
     │   ├── HttpError              the API answered an error status (status, request, response)
@@ -15,6 +16,9 @@
     ├── SyncStateError             an action is impossible in the sync's current state (REST API)
     └── StoreError                 Postgres refused or lost the connection, or the table is busy
         └── RegistryNotConfiguredError   the registry's Airflow connection is not defined (no API syncs)
+
+Outside the tree, like ``KeyboardInterrupt``: ``SyncCancelled`` (a ``BaseException``), raised when a run is
+told to stop; it is not an error of the sync, so ``except Exception`` blocks let it through.
 
 Code never matches on message text: branch on the class and its attributes.
 """
@@ -39,6 +43,27 @@ class SyncDefinitionError(NangoError, ValueError):
         where = f"{source}: " if source else ""
         what = f"sync {sync!r}" + (f", field {field!r}" if field else "")
         super().__init__(f"{where}{what}: {message}")
+
+
+class TableOwnedError(SyncDefinitionError):
+    """The sync's table is owned by another sync: ``table`` is the table, ``owner`` and ``claimant`` describe
+    both syncs (sync name, DAG id and task id). Raised before the run writes anything."""
+
+    def __init__(self, sync: str, *, table: str, owner: str, claimant: str) -> None:
+        self.table = table
+        self.owner = owner
+        self.claimant = claimant
+        super().__init__(
+            sync,
+            "table",
+            f"the table {table} belongs to {owner}, so {claimant} may not write it (each would mark the other's "
+            f'records deleted); set `table` to another table, or hand {table} over: see "Table ownership" '
+            "in the reference",
+        )
+
+
+class SyncCancelled(BaseException):
+    """The run was told to stop (the task was cancelled or terminated); its job row says ``cancelled``."""
 
 
 class PathError(NangoError, ValueError):

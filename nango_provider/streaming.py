@@ -1,35 +1,52 @@
 """Overlap fetching and writing: a bounded queue between a fetch thread and the caller.
 
 Memory stays bounded by ``depth`` items in flight; an exception in the producer is raised in the consumer,
-and a consumer that stops early (``close()`` or leaving its loop) stops the producer.
+and a consumer that stops early (``close()`` or leaving its loop) stops the producer. Stopping never waits
+long for the producer: the ``stop`` event is set (a producer that sleeps should wait on it), and a producer
+busy elsewhere (a request in flight) is left to finish on its own, as a daemon thread.
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final, Generic, TypeVar
 
 T = TypeVar("T")
 _DONE: Final = object()
 _POLL_SECONDS: Final = 0.1
+JOIN_SECONDS: Final = 2.0
+"""How long :meth:`Prefetcher.close` waits for the fetch thread to end."""
 
 
 class Prefetcher(Generic[T]):
-    """Iterate ``source`` in a background thread, at most ``depth`` items ahead of the consumer."""
+    """Iterate ``source`` in a background thread, at most ``depth`` items ahead of the consumer.
 
-    def __init__(self, source: Iterator[T], depth: int = 2) -> None:
+    :param stop: set when the consumer stops; the producer's waits (a retry's back-off) should wait on it.
+    :param check: called while the consumer waits for the next item; an exception it raises ends the iteration
+        (a cancelled run raises here).
+    """
+
+    def __init__(
+        self,
+        source: Iterator[T],
+        depth: int = 2,
+        *,
+        stop: threading.Event | None = None,
+        check: Callable[[], None] | None = None,
+    ) -> None:
         self._source = source
         self._queue: queue.Queue[object] = queue.Queue(maxsize=depth)
-        self._stopped = threading.Event()
+        self._stopped = stop or threading.Event()
+        self._check = check
         self._thread = threading.Thread(target=self._produce, name="nango-prefetch", daemon=True)
 
     def __iter__(self) -> Iterator[T]:
         self._thread.start()
         try:
             while True:
-                item = self._queue.get()
+                item = self._next()
                 if item is _DONE:
                     return
                 if isinstance(item, _Failure):
@@ -38,11 +55,20 @@ class Prefetcher(Generic[T]):
         finally:
             self.close()
 
-    def close(self) -> None:
-        """Stop the producer and wait for it; safe to call twice."""
+    def close(self, timeout: float = JOIN_SECONDS) -> None:
+        """Stop the producer and wait for it, at most ``timeout`` seconds; safe to call twice."""
         self._stopped.set()
         if self._thread.is_alive():
-            self._thread.join()
+            self._thread.join(timeout)
+
+    def _next(self) -> object:
+        while True:
+            if self._check is not None:
+                self._check()
+            try:
+                return self._queue.get(timeout=_POLL_SECONDS)
+            except queue.Empty:
+                continue
 
     def _produce(self) -> None:
         try:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email.utils
 import random
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import requests
 from airflow.providers.http.hooks.http import HttpHook
 
 from nango_provider.definition import BODY_METHODS, SyncDefinition
-from nango_provider.exceptions import HttpError, PaginationError, ResponseError
+from nango_provider.exceptions import HttpError, PaginationError, ResponseError, SyncCancelled
 from nango_provider.pagination import PageRequest, first_request, paginator_for
 from nango_provider.paths import MISSING, CompiledPath, compile_path
 from nango_provider.redaction import redact_text, redact_url, secret_values
@@ -64,7 +65,8 @@ class NangoHook(HttpHook):
 
     :param http_conn_id: connection holding the API's host, auth and default headers (``extra``). Without
         one, the definition's URL must be absolute.
-    :param sleep: how to wait between retries (tests pass a recorder).
+    :param sleep: how to wait between retries (tests pass a recorder); by default the wait ends early, with
+        :class:`SyncCancelled`, when the ``stop`` event given to :meth:`pages` is set.
     """
 
     conn_name_attr = "http_conn_id"
@@ -72,7 +74,7 @@ class NangoHook(HttpHook):
     conn_type = "nango"
     hook_name = "Nango sync (HTTP API)"
 
-    def __init__(self, http_conn_id: str | None = None, *, sleep: Callable[[float], None] = time.sleep) -> None:
+    def __init__(self, http_conn_id: str | None = None, *, sleep: Callable[[float], None] | None = None) -> None:
         super().__init__(method="GET", http_conn_id=http_conn_id or self.default_conn_name)
         self._has_connection = http_conn_id is not None
         self._sleep = sleep
@@ -101,13 +103,20 @@ class NangoHook(HttpHook):
         return session
 
     def pages(
-        self, definition: SyncDefinition, *, start: PageRequest | None = None, start_page: int = 1, fetched: int = 0
+        self,
+        definition: SyncDefinition,
+        *,
+        start: PageRequest | None = None,
+        start_page: int = 1,
+        fetched: int = 0,
+        stop: threading.Event | None = None,
     ) -> Iterator[Page]:
         """Yield the sync's pages in order, from ``start`` (a checkpoint) or the first request.
 
         ``fetched`` records were already fetched by earlier tries of this run (they count towards
         ``max_total``). One session serves the whole run. Raises a :class:`SyncRunError` subclass when a
-        request fails for good, a response is not what the definition says, or pagination loops.
+        request fails for good, a response is not what the definition says, or pagination loops; setting
+        ``stop`` ends a wait between retries at once (:class:`SyncCancelled`).
         """
         session = self.get_conn(headers=dict(definition.headers))
         self._secrets = self.secrets(definition)
@@ -123,7 +132,7 @@ class NangoHook(HttpHook):
                         "really has more pages",
                         sync=definition.name,
                     )
-                response, document = self.fetch(session, definition, request, number)
+                response, document = self.fetch(session, definition, request, number, stop=stop)
                 records = extract_records(document, records_path, definition.name, number)
                 following = paginator.next_request(request, response.url, document, number)
                 room = None if definition.max_total is None else definition.max_total - fetched
@@ -139,7 +148,13 @@ class NangoHook(HttpHook):
             session.close()
 
     def fetch(
-        self, session: requests.Session, definition: SyncDefinition, request: PageRequest, number: int
+        self,
+        session: requests.Session,
+        definition: SyncDefinition,
+        request: PageRequest,
+        number: int,
+        *,
+        stop: threading.Event | None = None,
     ) -> tuple[requests.Response, Any]:
         """Send one request with retries; return the response and its decoded JSON body."""
         deadline = time.monotonic() + definition.request_retry_max_seconds
@@ -159,8 +174,15 @@ class NangoHook(HttpHook):
                     definition.request_retries,
                     wait,
                 )
-                self._sleep(wait)
+                self._wait(wait, stop, definition.name)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _wait(self, seconds: float, stop: threading.Event | None, sync: str) -> None:
+        """Wait before a retry; a set ``stop`` ends the wait (a long ``Retry-After`` never delays a shutdown)."""
+        if self._sleep is not None:
+            self._sleep(seconds)
+        elif (stop or threading.Event()).wait(seconds):
+            raise SyncCancelled(f"sync {sync!r}: stopped while waiting {seconds:.1f} s to retry a request")
 
     def _attempt(
         self, session: requests.Session, definition: SyncDefinition, request: PageRequest, number: int

@@ -1,7 +1,8 @@
 """``NangoSyncOperator``: the Airflow adapter of a sync: templates, context and masking around the engine.
 
 Usable in any DAG; the DAG factory builds one per sync definition. The task's return value (XCom) is the
-run's counts, never records.
+run's counts, never records. A task told to terminate (SIGTERM: its run was cancelled or marked failed, or its
+worker shuts down) stops the sync, ends its job row as ``cancelled`` and fails without a retry.
 """
 
 from __future__ import annotations
@@ -9,11 +10,14 @@ from __future__ import annotations
 import dataclasses
 import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
 from nango_provider.definition import SyncDefinition
+
+if TYPE_CHECKING:
+    from nango_provider.engine import Cancellation
 
 _FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency"})
 OPERATOR_FIELDS = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in _FIELDS_NOT_FOR_TASKS)
@@ -82,6 +86,7 @@ class NangoSyncOperator(BaseOperator):
         self.request_backoff_seconds = request_backoff_seconds
         self.request_timeout = request_timeout
         self.max_pages = max_pages
+        self._cancellation: Cancellation | None = None
         # Fail at parse time, not at run time, for everything that is not templated.
         self.build_definition({"max_total": None if _is_template(max_total) else _optional_int(max_total)})
 
@@ -99,9 +104,11 @@ class NangoSyncOperator(BaseOperator):
     def execute(self, context: Any) -> dict[str, int]:
         """Run the sync and return its counts: pages, fetched, added, updated, unchanged, deleted."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTerminated
 
         # Imported here, not at the top: parsing 1,000 DAGs must not load the run-time modules.
-        from nango_provider.engine import run_sync
+        from nango_provider.engine import Cancellation, run_sync
+        from nango_provider.exceptions import SyncCancelled, TableOwnedError
         from nango_provider.hooks.nango import NangoHook
         from nango_provider.store.postgres import PostgresStore, RunIdentity
 
@@ -113,7 +120,26 @@ class NangoSyncOperator(BaseOperator):
         postgres = PostgresHook(postgres_conn_id=definition.postgres_conn_id)
         store = PostgresStore(postgres.get_conn, definition)  # type: ignore[arg-type]  # psycopg 3 on Airflow 3.3
         full_refresh = _as_bool(self.full_refresh)
-        return run_sync(hook, store, definition, run, full_refresh=full_refresh, log=self.log.info)
+        self._cancellation = cancellation = Cancellation()
+        try:
+            return run_sync(
+                hook, store, definition, run, full_refresh=full_refresh, log=self.log.info, cancellation=cancellation
+            )
+        except SyncCancelled as cancelled:
+            raise AirflowTaskTerminated(str(cancelled)) from cancelled  # Airflow fails it without a retry
+        except TableOwnedError as error:
+            raise AirflowFailException(str(error)) from error  # a retry would fail the same way
+        finally:
+            self._cancellation = None
+
+    def on_kill(self) -> None:
+        """Stop a running sync: Airflow calls this on SIGTERM, in the task's main thread (a signal handler), so it
+        only asks the run to stop; the run ends its job row as ``cancelled`` within about a second."""
+        cancellation = getattr(self, "_cancellation", None)
+        if cancellation is not None:
+            cancellation.cancel(
+                "the task was told to terminate (its run was cancelled or marked failed, or its worker is stopping)"
+            )
 
 
 def _mask(secrets: Sequence[str]) -> None:

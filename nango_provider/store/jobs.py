@@ -1,5 +1,6 @@
 """The run lifecycle: who is running (``RunIdentity``), its progress (``RunState``) and its row in
-``nango._nango_jobs`` (opened, updated per page, ended as success or failure)."""
+``nango._nango_jobs`` (opened as ``running``, updated per page, ended as ``success``, ``failed`` or ``cancelled``,
+or closed as ``abandoned`` by a later run when its task died without ending it)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,17 @@ from nango_provider.exceptions import StoreError
 COUNT_NAMES: Final = ("pages", "fetched", "added", "updated", "unchanged", "deleted")
 PAGE_COUNT_NAMES: Final = COUNT_NAMES[:5]
 """The counts a page adds to (deletions are counted once, when the run ends)."""
+RUNNING: Final = "running"
+SUCCESS: Final = "success"
+FAILED: Final = "failed"
+CANCELLED: Final = "cancelled"
+ABANDONED: Final = "abandoned"
+STATUSES: Final = (RUNNING, SUCCESS, FAILED, CANCELLED, ABANDONED)
+"""Every value of ``nango._nango_jobs.status``; all but ``running`` are final."""
+ABANDONED_MESSAGE: Final = (
+    "the task stopped without ending its run (killed, or its worker or Postgres connection lost); "
+    "closed by the next run of the table"
+)
 
 
 @dataclass(frozen=True)
@@ -80,21 +92,39 @@ def end_job(cursor: psycopg.Cursor[Any], state: RunState, status: str) -> None:
     )
 
 
-def fail_job(cursor: psycopg.Cursor[Any], state: RunState | None, run: RunIdentity, table: str, message: str) -> None:
-    """Mark the run's job row failed with ``message``; a run that failed before opening one gets a row now."""
+def stop_job(
+    cursor: psycopg.Cursor[Any], state: RunState | None, run: RunIdentity, table: str, *, status: str, message: str
+) -> None:
+    """End the run's job row as ``failed`` or ``cancelled`` with ``message``; a run that stopped before opening
+    one gets a row now."""
     if state is not None:
         cursor.execute(
-            "UPDATE nango._nango_jobs SET status = 'failed', ended_at = now(), error = %s WHERE id = %s",
-            (message, state.job_id),
+            "UPDATE nango._nango_jobs SET status = %s, ended_at = now(), error = %s WHERE id = %s",
+            (status, message, state.job_id),
         )
         return
     cursor.execute(
         """INSERT INTO nango._nango_jobs (sync_name, dag_id, task_id, run_id, try_number,
                target_table, status, ended_at, error)
-           SELECT %s, %s, %s, %s, %s, %s, 'failed', now(), %s
+           SELECT %s, %s, %s, %s, %s, %s, %s, now(), %s
            WHERE to_regclass('nango._nango_jobs') IS NOT NULL""",
-        (run.sync_name, run.dag_id, run.task_id, run.run_id, run.try_number, table, message),
+        (run.sync_name, run.dag_id, run.task_id, run.run_id, run.try_number, table, status, message),
     )
+
+
+def abandon_dead_jobs(cursor: psycopg.Cursor[Any], table: str) -> int:
+    """Close as ``abandoned`` every ``running`` row of ``table``; how many.
+
+    Call it only while holding the table's lock and before opening this run's row: every run takes the lock
+    before it opens its row and ends its row before it lets the lock go, so a ``running`` row seen by the lock's
+    holder belongs to a task that died (its session, and with it the lock, went away).
+    """
+    cursor.execute(
+        """UPDATE nango._nango_jobs SET status = %s, ended_at = now(), error = %s
+           WHERE target_table = %s AND status = %s""",
+        (ABANDONED, ABANDONED_MESSAGE, table, RUNNING),
+    )
+    return cursor.rowcount
 
 
 def one_value(cursor: psycopg.Cursor[Any]) -> int:

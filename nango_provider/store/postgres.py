@@ -3,27 +3,32 @@
 It knows Postgres and nothing of HTTP or paginators: the next request is an opaque JSON checkpoint. Every page
 is one transaction (:mod:`.pages`): its rows, its counts and the checkpoint for the next page commit together, so
 a retried task resumes after the last committed page (:mod:`.checkpoints`). The end of a complete run decides
-deletions (:mod:`.deletions`); every run has a row in ``nango._nango_jobs`` (:mod:`.jobs`).
+deletions (:mod:`.deletions`); every run has a row in ``nango._nango_jobs`` (:mod:`.jobs`). A table has one
+owning sync (:mod:`.owners`).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 import psycopg
-from psycopg import sql
+from psycopg import pq, sql
 from psycopg.rows import tuple_row
 
 from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import StoreError
 from nango_provider.paths import compile_path
-from nango_provider.store import checkpoints, deletions, jobs, pages, schema
+from nango_provider.store import checkpoints, deletions, jobs, owners, pages, schema
 from nango_provider.store.jobs import COUNT_NAMES, RunIdentity, RunState
 from nango_provider.store.records import PreparedPage, prepare_keyed, prepare_positional
 
 ConnectionFactory = Callable[[], psycopg.Connection[Any]]
+LOCK_POLL_SECONDS = 1.0
+"""How often a run waiting for its table's lock tries again (and checks whether it was cancelled)."""
+_CANCEL_TIMEOUT_SECONDS = 2.0
 
 __all__ = ["COUNT_NAMES", "ConnectionFactory", "PostgresStore", "RunIdentity", "RunState"]
 
@@ -56,8 +61,28 @@ class PostgresStore:
         try:
             yield self
         finally:
-            conn, self._conn = self._conn, None
-            conn.close()
+            self._disconnect()
+
+    def interrupt(self) -> None:
+        """Cancel the statement the run is waiting for, if any (safe from a signal handler or another thread):
+        the statement fails at once and its transaction rolls back."""
+        conn = self._conn
+        if conn is not None and conn.pgconn.transaction_status == pq.TransactionStatus.ACTIVE:
+            _cancel(conn)
+
+    def release_if_busy(self) -> None:
+        """Close the run's connection (which lets its lock go) if it is inside a statement or a transaction,
+        so that a job row it may lock can be ended from another connection."""
+        if self._conn is not None and _busy(self._conn):
+            self._disconnect()
+
+    def _disconnect(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        if _busy(conn):
+            _cancel(conn)  # a statement cut off by an interrupt would go on running, holding the table's lock
+        conn.close()
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
@@ -85,22 +110,40 @@ class PostgresStore:
         with self._transaction("creating tables") as cursor:
             schema.create_tables(cursor, self.definition.schema_name, self.table)
 
-    def lock_table(self, log: Callable[[str], None]) -> None:
-        """Hold the table's advisory lock until the connection closes; wait if another run holds it."""
+    def claim_table(self, run: RunIdentity) -> None:
+        """Make ``run``'s task the table's owner if it has none; :class:`TableOwnedError` if another task owns it."""
+        with self._transaction("claiming the table") as cursor:
+            owners.claim_table(cursor, self.table_text, run)
+
+    def lock_table(self, log: Callable[[str], None], check: Callable[[], None] = lambda: None) -> None:
+        """Hold the table's advisory lock until the connection closes; wait if another run holds it.
+
+        While waiting, ``check`` is called every :data:`LOCK_POLL_SECONDS` (a cancelled run raises there).
+        """
         key = f"nango:{self.table_text}"
-        with self._transaction("locking the table") as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
-            if cursor.fetchone() == (True,):
-                return
-        log(f"another run is writing {self.table_text}; waiting for it to finish")
-        with self._transaction("waiting for the table's lock") as cursor:
-            cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", (key,))
+        waiting = False
+        while True:
+            check()
+            with self._transaction("locking the table") as cursor:
+                cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", (key,))
+                if cursor.fetchone() == (True,):
+                    return
+            if not waiting:
+                log(f"another run is writing {self.table_text}; waiting for it to finish")
+                waiting = True
+            time.sleep(LOCK_POLL_SECONDS)
 
     # -- run lifecycle ------------------------------------------------------------------------------------
 
-    def start(self, run: RunIdentity, *, full_refresh: bool) -> RunState:
-        """Open a job row and return the run's state: resumed from its checkpoint, or fresh."""
+    def start(self, run: RunIdentity, *, full_refresh: bool, log: Callable[[str], None] = print) -> RunState:
+        """Open a job row and return the run's state: resumed from its checkpoint, or fresh.
+
+        Job rows of this table still ``running`` are closed as ``abandoned`` first: this run holds the table's
+        lock, so their tasks are gone.
+        """
         with self._transaction("starting the run") as cursor:
+            if abandoned := jobs.abandon_dead_jobs(cursor, self.table_text):
+                log(f"closed {abandoned} run(s) of {self.table_text} whose task stopped without ending as abandoned")
             checkpoints.drop_abandoned_runs(cursor, self.table_text, run.run_key)
             state = None if full_refresh else checkpoints.load_checkpoint(cursor, run.run_key)
             if state is None:
@@ -147,18 +190,20 @@ class PostgresStore:
             elif complete:
                 state.counts["deleted"] = deletions.mark_deleted(cursor, self.table, run, state)
             checkpoints.clear_run(cursor, run.run_key)
-            jobs.end_job(cursor, state, "success")
+            jobs.end_job(cursor, state, jobs.SUCCESS)
         return dict(state.counts)
 
-    def record_failure(self, state: RunState | None, run: RunIdentity, message: str) -> None:
-        """Mark the job failed with ``message``; uses a new connection, as the run's own may be broken.
+    def record_stop(self, state: RunState | None, run: RunIdentity, message: str, *, cancelled: bool) -> None:
+        """End the job row as ``failed`` (or ``cancelled``) with ``message``; uses a new connection, as the run's
+        own may be broken.
 
-        The checkpoint is kept, so the task's next try resumes where this one stopped.
+        The checkpoint is kept, so the task's next try (or a clear of the task) resumes where this one stopped.
         """
+        status = jobs.CANCELLED if cancelled else jobs.FAILED
         try:
             with self._connect() as conn, conn.cursor(row_factory=tuple_row) as cursor:
                 conn.autocommit = True
-                jobs.fail_job(cursor, state, run, self.table_text, message)
+                jobs.stop_job(cursor, state, run, self.table_text, status=status, message=message)
         except psycopg.Error:
             pass  # the database itself is gone; the task log still has the error
 
@@ -171,3 +216,15 @@ class PostgresStore:
             raise StoreError("Postgres returned no row for now()")
         started, has_live_rows = row
         return RunState(0, started, None, 1, track_seen=bool(has_live_rows), resumed=False)
+
+
+def _busy(conn: psycopg.Connection[Any]) -> bool:
+    """Whether the connection is inside a statement or a transaction (not idle, not closed)."""
+    status = conn.pgconn.transaction_status
+    return status not in (pq.TransactionStatus.IDLE, pq.TransactionStatus.UNKNOWN)
+
+
+def _cancel(conn: psycopg.Connection[Any]) -> None:
+    """Ask the server to cancel the connection's statement; best effort (the connection may be gone)."""
+    with suppress(psycopg.Error):
+        conn.cancel_safe(timeout=_CANCEL_TIMEOUT_SECONDS)

@@ -1,4 +1,5 @@
-"""The tables: bookkeeping in schema ``nango`` (jobs, checkpoints, seen keys, snapshots) and each sync's table.
+"""The tables: bookkeeping in schema ``nango`` (jobs, checkpoints, table owners, seen keys, snapshots) and each
+sync's table.
 
 Also the constants every store module shares: the bookkeeping schema, the advisory lock keys that serialize
 DDL, and the COPY statement that fills a page's temporary stage.
@@ -60,6 +61,13 @@ CREATE TABLE IF NOT EXISTS nango._nango_checkpoints (
     updated bigint NOT NULL DEFAULT 0,
     unchanged bigint NOT NULL DEFAULT 0,
     saved_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS nango._nango_table_owners (
+    target_table text PRIMARY KEY,
+    sync_name text NOT NULL,
+    dag_id text NOT NULL,
+    task_id text NOT NULL,
+    claimed_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE UNLOGGED TABLE IF NOT EXISTS nango._nango_seen_keys (run_key text NOT NULL, keys text[] NOT NULL);
 CREATE TABLE IF NOT EXISTS nango._nango_snapshot (
