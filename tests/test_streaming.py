@@ -140,3 +140,56 @@ def test_at_most_depth_plus_one_items_ahead(depth: int) -> None:
     finally:
         prefetcher.close()
     assert source.finished.is_set()
+
+
+def test_close_does_not_wait_long_for_a_producer_busy_elsewhere() -> None:
+    def stuck() -> Iterator[int]:
+        yield 0
+        time.sleep(30)  # a request in flight: nothing the consumer can interrupt
+        yield 1
+
+    prefetcher = Prefetcher(stuck(), depth=1)
+    items = iter(prefetcher)
+    assert next(items) == 0
+    started = time.monotonic()
+    prefetcher.close(timeout=0.3)
+    assert time.monotonic() - started < 1.0
+
+
+def test_close_sets_the_stop_event_that_a_waiting_producer_waits_on() -> None:
+    stop = threading.Event()
+    woke: list[bool] = []
+
+    def waiting() -> Iterator[int]:
+        yield 0
+        woke.append(stop.wait(30))
+        yield 1
+
+    prefetcher = Prefetcher(waiting(), depth=1, stop=stop)
+    items = iter(prefetcher)
+    assert next(items) == 0
+    started = time.monotonic()
+    prefetcher.close()
+    assert time.monotonic() - started < 1.0
+    assert woke == [True]
+
+
+def test_a_check_that_raises_ends_the_wait_for_the_next_item() -> None:
+    asked = threading.Event()
+
+    def silent() -> Iterator[int]:
+        yield 0
+        time.sleep(30)
+        yield 1
+
+    def check() -> None:
+        if asked.is_set():
+            raise KeyboardInterrupt("stop")
+
+    items = iter(Prefetcher(silent(), depth=1, check=check))
+    assert next(items) == 0
+    threading.Timer(0.2, asked.set).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        next(items)
+    assert time.monotonic() - started < 3.0
