@@ -51,7 +51,8 @@ PAGE_HTML: Final = """<!doctype html>
            border: 1px solid currentColor; white-space: nowrap; }
   .source { color: var(--muted); margin-left: 6px; }
   .success, .active { color: var(--ok); }
-  .failed { color: var(--bad); }
+  .failed, .abandoned { color: var(--bad); }
+  .cancelled { color: var(--idle); }
   .running, .queued { color: var(--run); }
   .paused, .none, .not-parsed { color: var(--idle); }
   a { color: var(--accent); }
@@ -59,6 +60,7 @@ PAGE_HTML: Final = """<!doctype html>
   .empty { padding: 24px; text-align: center; color: var(--muted); }
   svg.chart rect.success { fill: var(--ok); } svg.chart rect.failed { fill: var(--bad); }
   svg.chart rect.running { fill: var(--run); } svg.chart line { stroke: var(--line); }
+  svg.chart rect.abandoned { fill: var(--bad); } svg.chart rect.cancelled { fill: var(--idle); }
 </style>
 </head>
 <body>
