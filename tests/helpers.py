@@ -17,13 +17,21 @@ EXAMPLES = Path(__file__).resolve().parent.parent / "dags_examples"
 
 
 def sync(
-    db: str, name: str, fields: dict[str, Any], *, run_id: str = "run-1", try_number: int = 1, **options: Any
+    db: str,
+    name: str,
+    fields: dict[str, Any],
+    *,
+    run_id: str = "run-1",
+    try_number: int = 1,
+    hook: NangoHook | None = None,
+    **options: Any,
 ) -> dict[str, int]:
-    """Run the sync ``name`` once, outside Airflow, the way the operator does."""
+    """Run the sync ``name`` once, outside Airflow, the way the operator does (by default retries do not wait)."""
     definition = SyncDefinition.from_mapping(name, fields)
     store = PostgresStore(lambda: psycopg.connect(db), definition)
     run = RunIdentity(name, f"nango_sync_{name}", "sync", run_id, try_number)
-    return run_sync(NangoHook(sleep=lambda _: None), store, definition, run, log=lambda _: None, **options)
+    hook = hook or NangoHook(sleep=lambda _: None)
+    return run_sync(hook, store, definition, run, log=lambda _: None, **options)
 
 
 def items_sync(api_url: str, **extra: Any) -> dict[str, Any]:

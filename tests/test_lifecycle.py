@@ -57,18 +57,26 @@ def items(api: FixtureServer) -> Iterator[Items]:
     server.release.set()
 
 
-def cancel_when(condition: Callable[[], bool], cancellation: Cancellation, reason: str = "test") -> threading.Thread:
-    """Cancel from another thread once ``condition`` holds (as Airflow's SIGTERM handler would)."""
+def cancel_when(
+    condition: Callable[[], bool], cancellation: Cancellation, reason: str = "test", *, after: float = 0.0
+) -> threading.Thread:
+    """Cancel from another thread ``after`` seconds once ``condition`` holds (as Airflow's SIGTERM handler would)."""
 
     def watch() -> None:
         deadline = time.monotonic() + 30
         while not condition() and time.monotonic() < deadline:
             time.sleep(0.02)
+        time.sleep(after)
         cancellation.cancel(reason)
 
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
+
+
+def fetch_threads() -> set[threading.Thread]:
+    """The fetch threads alive now."""
+    return {thread for thread in threading.enumerate() if thread.name == "nango-prefetch" and thread.is_alive()}
 
 
 def timed(action: Callable[[], Any]) -> float:
@@ -88,6 +96,7 @@ def test_closing_the_prefetcher_while_the_fetch_waits_out_a_long_retry_after_ret
         "items", {**items_sync(api.url), "request_retry_max_seconds": 7200, "request_retries": 3}
     )
     stop = threading.Event()
+    before = fetch_threads()
     prefetcher = Prefetcher(NangoHook().pages(definition, stop=stop), stop=stop)
     pages = iter(prefetcher)
     waiting = threading.Thread(target=lambda: next(pages, None), daemon=True)
@@ -98,7 +107,7 @@ def test_closing_the_prefetcher_while_the_fetch_waits_out_a_long_retry_after_ret
     time.sleep(0.2)  # the fetch thread is now waiting out the Retry-After
 
     assert timed(prefetcher.close) < 1.0
-    assert not [thread for thread in threading.enumerate() if thread.name == "nango-prefetch" and thread.is_alive()]
+    assert fetch_threads() <= before  # the fetch thread ended: its wait was cut short, not abandoned
     assert len(api.requests) == 1
 
 
@@ -110,12 +119,14 @@ def test_a_run_cancelled_while_waiting_out_a_retry_after_ends_as_cancelled_and_r
 ) -> None:
     server = Items(api, page_two=Reply(429, {}, headers={"Retry-After": "200"}))
     cancellation = Cancellation()
-    cancel_when(server.asked_for_page_two.is_set, cancellation, "the task was told to terminate")
+    cancel_when(server.asked_for_page_two.is_set, cancellation, "the task was told to terminate", after=0.3)
 
-    started = time.monotonic()
+    started, before = time.monotonic(), fetch_threads()
     with pytest.raises(SyncCancelled, match="told to terminate"):
-        sync(db, "items", items_sync(api.url), cancellation=cancellation, try_number=1)
+        sync(db, "items", items_sync(api.url), cancellation=cancellation, hook=NangoHook(), try_number=1)
     assert time.monotonic() - started < 5
+    assert len([request for request in api.requests if request.query.get("page") == "2"]) == 1  # one wait, cut
+    assert fetch_threads() <= before
 
     (job,) = jobs(db)
     assert (job["status"], job["pages"], job["error"]) == ("cancelled", 1, "cancelled: the task was told to terminate")
