@@ -29,6 +29,7 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER_LENGTH: Final = 63
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE")
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+"""Methods whose cursor travels in the JSON body; every method may send a body, but GET and DELETE page by query."""
 DEFAULT_SCHEMA: Final = "nango"
 DAG_ID_PREFIX: Final = "nango_sync_"
 """A sync's DAG id is this prefix and the sync's name."""
@@ -58,7 +59,7 @@ class SyncDefinition:
     method: str = "GET"  # GET, POST, PUT, PATCH or DELETE
     headers: Mapping[str, str] = field(default_factory=dict)  # sent with every request
     query_params: Mapping[str, Any] = field(default_factory=dict)  # on the first request (kept by cursor paging)
-    body: Any = None  # JSON-encoded request body
+    body: Any = None  # JSON-encoded request body, sent with any method (GET included)
     response_path: str | None = None  # where the records are; default: the top-level key ``results``
     unique_key: str | None = None  # dot path to each record's identity; without it the table is replaced
     paging_request_path: str | None = None  # where the cursor goes: query parameter, or body field (dot path)
@@ -154,7 +155,7 @@ class _Validator:
             method=method,
             headers=self.headers(values.get("headers")),
             query_params=self.query_params(values.get("query_params")),
-            body=self.body(values.get("body"), method),
+            body=self.body(values.get("body")),
             response_path=self.path(values, "response_path"),
             unique_key=self.path(values, "unique_key", dot_only=True),
             paging_request_path=self.path(values, "paging_request_path", dot_only=True),
@@ -233,9 +234,7 @@ class _Validator:
             raise self.fail(field_name, f"expected a mapping of names to values, got {type(value).__name__}")
         return value
 
-    def body(self, value: Any, method: str) -> Any:
-        if value is not None and method not in BODY_METHODS:
-            raise self.fail("body", f"a {method} request has no body; use POST, PUT or PATCH, or query_params")
+    def body(self, value: Any) -> Any:
         if not _is_json(value):
             raise self.fail("body", "expected JSON-encodable data (mappings, lists, strings, numbers, booleans)")
         return value

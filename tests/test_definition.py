@@ -275,13 +275,15 @@ def test_query_params_not_a_mapping() -> None:
     refused({"url": URL, "query_params": [1]}, "query_params", "expected a mapping of names to values, got list")
 
 
-@pytest.mark.parametrize("method", ["GET", "DELETE"])
-def test_body_without_a_body_method(method: str) -> None:
-    refused(
-        {"url": URL, "method": method, "body": {"a": 1}},
-        "body",
-        f"a {method} request has no body; use POST, PUT or PATCH, or query_params",
-    )
+@pytest.mark.parametrize("method", ["GET", "DELETE", "get"])
+def test_any_method_may_carry_a_body_and_get_and_delete_still_page_by_query(method: str) -> None:
+    definition = build({"url": URL, "method": method, "body": {"mykey": "A great value"}})
+    assert definition.body == {"mykey": "A great value"} and not definition.uses_body_cursor
+    paged = build(
+        {"url": URL, "method": method, "body": ["not", "a", "mapping"], "paging_request_path": "after",
+         "paging_response_path": "next"}
+    )  # fmt: skip
+    assert paged.body == ["not", "a", "mapping"] and not paged.uses_body_cursor
 
 
 @pytest.mark.parametrize(

@@ -358,6 +358,48 @@ def test_delete_sends_the_cursor_as_a_query_parameter(api: FixtureServer, hook: 
     ]
 
 
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_get_and_delete_send_their_body_and_page_by_query(api: FixtureServer, hook: NangoHook, method: str) -> None:
+    api.route(method, "/search", cursor_handler(CONTACTS, build=hubspot))
+    body = {"mykey": "A great value"}
+    definition = sync(
+        f"{api.url}/search",
+        method=method,
+        body=body,
+        query_params={"limit": 2},
+        paging_request_path="after",
+        paging_response_path="paging.next.after",
+    )
+
+    pages = run(hook, definition)
+
+    assert [page.records for page in pages] == paged(CONTACTS, 2)
+    assert [(r.method, r.query, r.body) for r in api.requests] == [
+        (method, {"limit": "2"}, body),
+        (method, {"limit": "2", "after": "2"}, body),
+        (method, {"limit": "2", "after": "4"}, body),
+    ]
+    assert all(r.headers["Content-Type"] == "application/json" for r in api.requests)
+
+
+def test_a_get_body_follows_next_urls_and_survives_a_resume(api: FixtureServer, hook: NangoHook) -> None:
+    def handler(request: Request) -> Reply:
+        number = int(request.query.get("page", 1))
+        following = f"/search?page={number + 1}" if number < 3 else None
+        return Reply(json={"results": [number], "next": following})
+
+    api.route("GET", "/search", handler)
+    definition = sync(f"{api.url}/search", body={"q": "lamps"}, paging_response_path="next")
+    first, second, _ = run(hook, definition)
+    assert second.next_request is not None
+    api.requests.clear()
+
+    resumed = run(hook, definition, start=request_from_checkpoint(definition, second.next_request.to_checkpoint()))
+
+    assert [page.records for page in (first, *resumed)] == [[1], [3]]
+    assert [(r.query, r.body) for r in api.requests] == [({"page": "3"}, {"q": "lamps"})]
+
+
 # --------------------------------------------------------------------------------------------- 3. query_params
 
 

@@ -4,6 +4,8 @@ authentication and authorization with Airflow's own users."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterator
 from typing import Any
 
 import psycopg
@@ -11,7 +13,9 @@ import pytest
 import requests
 
 from devtools.airflow_server import AirflowServer
+from tests.fixture_server import FixtureServer
 from tests.live_airflow import job_rows, live_airflow, wait_for_job, wait_until_idle
+from tests.test_guide import guide_endpoint, only_guide_requests
 
 pytestmark = pytest.mark.integration
 __all__ = ["live_airflow"]  # the fixture, imported for pytest
@@ -99,6 +103,61 @@ def test_created_sync_runs_on_its_schedule_and_trigger_lands_rows(api: Api, poke
     assert listed["pokemon"]["source"] == "yaml" and listed["pokemon"]["definition"]["unique_key"] == "name"
 
 
+# The --data of each step's curl command in the original guide, as written there.
+GUIDE_CURL_DATA = {
+    "guide_curl_step_1": """
+ {
+"url": "https://api.example.com/my/endpoint?query=A+query",
+"method": "GET",
+"headers": { "Accept": "application/json"},
+"body": { "mykey": "A great value"}
+}""",
+    "guide_curl_step_2": """
+ {
+"url": "https://api.example.com/my/endpoint?query=A+query",
+"method": "GET",
+"headers": { "Accept": "application/json"},
+"body": { "mykey": "A great value"},
+"response_path": "results"
+}""",
+    "guide_curl_step_3": """
+ {
+"url": "https://api.example.com/my/endpoint?query=A+query",
+"method": "GET",
+"headers": { "Accept": "application/json"},
+"body": { "mykey": "A great value"},
+"response_path": "results",
+"unique_key": "name"
+}""",
+}
+
+
+@pytest.fixture(scope="module")
+def guide_server() -> Iterator[FixtureServer]:
+    """A loopback API that answers only the guide's request (GET with its body, header and query)."""
+    server = FixtureServer().start()
+    yield server
+    server.stop()
+
+
+def test_the_guide_curl_examples_create_syncs_that_send_their_get_body(api: Api, guide_server: FixtureServer) -> None:
+    endpoint = guide_endpoint(guide_server)
+    for name, data in GUIDE_CURL_DATA.items():
+        # Host aside, the body is the guide's; the API adds one field, the sync's name.
+        body = {"name": name, **json.loads(data.replace("https://api.example.com/my/endpoint?query=A+query", endpoint))}
+        response = api.create(body)
+        assert response.status_code == 201, response.text
+    for name in GUIDE_CURL_DATA:
+        api.server.wait_for_dag(f"nango_sync_{name}", timeout=90)
+        wait_until_idle(api.server, f"nango_sync_{name}")
+        (job,) = job_rows(api.server, f"nango_sync_{name}")
+        assert (job["status"], job["fetched"], job["error"]) == ("success", 3, None)
+        assert table_count(api.server, f"nango.{name}") == 3
+        assert api.get(name).json()["definition"]["body"] == {"mykey": "A great value"}
+    assert len(guide_server.requests) == len(GUIDE_CURL_DATA)
+    only_guide_requests(guide_server)
+
+
 def test_trigger_conf_is_checked_by_the_dag_params(api: Api, pokedex: str) -> None:
     response = api.act("trigger", pokedex, conf={"max_total": 0})
     assert response.status_code == 422 and "max_total" in response.json()["detail"]
@@ -132,7 +191,6 @@ def test_cancel_fails_the_queued_run(api: Api, pokedex: str) -> None:
     ("change", "field", "message"),
     [
         ({"paging_respone_path": "next"}, "paging_respone_path", "did you mean 'paging_response_path'?"),
-        ({"body": {"mykey": "A great value"}}, "body", "a GET request has no body"),
         ({"url": "ftp://example.com"}, "url", "expected an http:// or https:// URL"),
         ({"name": "Bad-Name"}, None, "a sync name must match"),
         ({"name": None}, "name", "expected the sync's name"),

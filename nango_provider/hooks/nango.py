@@ -19,7 +19,7 @@ import msgspec
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
-from nango_provider.definition import BODY_METHODS, SyncDefinition
+from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import HttpError, PaginationError, ResponseError, SyncCancelled
 from nango_provider.pagination import PageRequest, first_request, paginator_for
 from nango_provider.paths import MISSING, CompiledPath, compile_path
@@ -194,7 +194,7 @@ class NangoHook(HttpHook):
                 request.method,
                 url,
                 params=dict(request.params) or None,
-                json=request.body if request.method in BODY_METHODS and request.body is not None else None,
+                json=request.body,
                 timeout=definition.request_timeout,
             )
             content = response.content  # reads the whole body: a truncated one raises here
