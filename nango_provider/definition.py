@@ -199,7 +199,7 @@ class _Validator:
             parts = urlsplit(value)
         except ValueError as error:
             raise self.fail("url", f"expected a URL, got {shown!r} ({error})") from None
-        if parts.scheme or value.startswith("//"):
+        if is_absolute_url(value):
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise self.fail("url", f"expected an http:// or https:// URL with a host, got {shown!r}")
         elif http_conn_id is None:
@@ -309,6 +309,15 @@ class _Validator:
             raise self.fail(
                 "body", f"the cursor goes into the {definition.method} body, so the body must be a JSON object"
             )
+
+
+def is_absolute_url(url: str) -> bool:
+    """Whether ``url`` names its host (``https://host/...``, ``//host/...``) rather than a path relative to the
+    connection's host. The one rule for relative URLs: ``://`` in a query string does not make a URL absolute."""
+    try:
+        return bool(urlsplit(url).scheme) or url.startswith("//")
+    except ValueError:
+        return True  # not a URL at all; never joined to the connection's host
 
 
 def _query_value(value: Any) -> Any:

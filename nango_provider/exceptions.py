@@ -7,7 +7,8 @@
     │   └── TableOwnedError        the table belongs to another sync (names both)
     ├── PathError                  a dot path or JSONPath expression cannot be compiled
     ├── SyncRunError               a run failed; carries the sync name
-    │   ├── HttpError              the API answered an error status (status, request, response)
+    │   ├── HttpError              a request failed: an error status (status, request, response), or no
+    │   │                          usable answer at all (status 0: refused, reset, timed out, bad URL, ...)
     │   ├── ResponseError          the body is not JSON, or has no records where the definition says
     │   ├── PaginationError        a cursor or next URL repeats, or the page limit is reached
     │   └── RecordError            a record cannot be stored (missing key, NUL character, ...)
@@ -17,6 +18,14 @@
     └── StoreError                 Postgres refused or lost the connection, or the table is busy
         └── RegistryNotConfiguredError   the registry's Airflow connection is not defined (no API syncs)
 
+Every error has ``retryable``: whether the same run may succeed if tried again later. It is true for what is
+usually temporary: ``HttpError`` with status 0 (no answer), 408, 429 or 5xx; ``ResponseError`` for a JSON
+body cut off on the way; ``StoreError`` (Postgres restarting, a lost connection). It is false for what fails
+the same way until the definition or the data change: every other 4xx, a definition or path error, a loop in
+pagination, a missing ``response_path``, a record without its key. The HTTP layer retries a request only
+when its error is retryable; the Airflow operator fails the task at once, without Airflow's retries, when
+it is not.
+
 Outside the tree, like ``KeyboardInterrupt``: ``SyncCancelled`` (a ``BaseException``), raised when a run is
 told to stop; it is not an error of the sync, so ``except Exception`` blocks let it through.
 
@@ -25,11 +34,20 @@ Code never matches on message text: branch on the class and its attributes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
+
+RETRYABLE_STATUSES: Final = frozenset({408, 429})
+"""HTTP statuses below 500 that are worth trying again (request timeout, too many requests)."""
 
 
 class NangoError(Exception):
-    """Base class of every error raised by nango-provider."""
+    """Base class of every error raised by nango-provider.
+
+    ``retryable`` (a class default, which an instance may override) is true when trying the same run again
+    later may succeed, false when it would fail the same way until the definition or the data change.
+    """
+
+    retryable: bool = False
 
 
 class SyncDefinitionError(NangoError, ValueError):
@@ -80,19 +98,44 @@ class SyncRunError(NangoError):
 
 
 class HttpError(SyncRunError):
-    """The API answered with an error status after all retries."""
+    """A request failed: the API answered an error status, or there was no usable answer (``status`` 0).
+
+    ``retryable`` defaults to the status: true for 0 (no answer: refused, reset, timed out), 408, 429 and 5xx;
+    false for any other status. A caller that knows better (a TLS certificate refused, a malformed URL, a
+    redirect to another host) passes ``retryable`` explicitly.
+    """
 
     def __init__(
-        self, message: str, *, sync: str | None = None, status: int, request: Any = None, response: Any = None
+        self,
+        message: str,
+        *,
+        sync: str | None = None,
+        status: int,
+        request: Any = None,
+        response: Any = None,
+        retryable: bool | None = None,
     ) -> None:
         self.status = status
         self.request = request
         self.response = response
+        self.retryable = is_retryable_status(status) if retryable is None else retryable
         super().__init__(message, sync=sync)
 
 
+def is_retryable_status(status: int) -> bool:
+    """Whether an HTTP status (0: no answer at all) is usually temporary."""
+    return status == 0 or status in RETRYABLE_STATUSES or status >= 500
+
+
 class ResponseError(SyncRunError):
-    """A response is not JSON, or does not hold the records where the definition says."""
+    """A response is not JSON, or does not hold the records where the definition says.
+
+    Not retryable, except a body labelled JSON that does not decode (cut off or garbled on the way).
+    """
+
+    def __init__(self, message: str, *, sync: str | None = None, retryable: bool = False) -> None:
+        self.retryable = retryable
+        super().__init__(message, sync=sync)
 
 
 class PaginationError(SyncRunError):
@@ -104,11 +147,15 @@ class RecordError(SyncRunError):
 
 
 class StoreError(NangoError):
-    """Postgres refused a write, lost the connection, or another run holds the table."""
+    """Postgres refused a write, lost the connection, or another run holds the table (retryable)."""
+
+    retryable = True
 
 
 class RegistryNotConfiguredError(StoreError):
     """The registry's Airflow connection is not defined: there are no API-created syncs to read."""
+
+    retryable = False
 
 
 class SyncExistsError(NangoError):

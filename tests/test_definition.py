@@ -10,7 +10,13 @@ from typing import Any
 
 import pytest
 
-from nango_provider.definition import FIELD_NAMES, SyncDefinition, iter_definitions_file, parse_frequency
+from nango_provider.definition import (
+    FIELD_NAMES,
+    SyncDefinition,
+    is_absolute_url,
+    iter_definitions_file,
+    parse_frequency,
+)
 from nango_provider.exceptions import SyncDefinitionError
 
 URL = "https://api.example.com/v1/items"
@@ -635,3 +641,23 @@ def test_redacted_keeps_non_mapping_bodies_and_null_frequency() -> None:
 def test_redacted_hides_secrets_in_a_list_body() -> None:
     shown = build({"url": URL, "method": "POST", "body": [{"token": "s3cr3t"}]}).redacted()
     assert shown["body"] == [{"token": "***"}]
+
+
+@pytest.mark.parametrize(
+    ("url", "absolute"),
+    [
+        ("https://api.example.com/items", True),
+        ("//api.example.com/items", True),
+        ("/search?return_to=https://example.com/done", False),
+        ("search?next=http://x", False),
+        ("/items", False),
+    ],
+)
+def test_one_rule_tells_relative_urls_from_absolute_ones(url: str, absolute: bool) -> None:
+    assert is_absolute_url(url) is absolute
+
+
+def test_a_relative_url_with_a_scheme_in_its_query_needs_a_connection() -> None:
+    url = "/search?return_to=https://example.com/done"
+    assert build({"url": url, "http_conn_id": "my_api"}).url == url
+    refused({"url": url}, "url", "is relative: set http_conn_id")

@@ -905,3 +905,134 @@ def test_secrets_never_reach_a_connection_error_message(
     for shown in (str(raised.value), logged(caplog, capfd)):
         assert BEARER not in shown
         assert API_KEY not in shown
+
+
+# ------------------------------------------------------------------------------------------- 9. HTTP edges
+
+
+@pytest.fixture
+def other_host() -> Iterator[FixtureServer]:
+    """A second loopback server: another host (port) than ``api``, which must never see the sync's secrets."""
+    server = FixtureServer().start()
+    yield server
+    server.stop()
+
+
+def test_a_redirect_to_another_host_is_not_followed(
+    api: FixtureServer, other_host: FixtureServer, connection: str, waits: list[float]
+) -> None:
+    api.route("GET", "/items", replies(Reply(302, json={}, headers={"Location": f"{other_host.url}/steal"})))
+    other_host.route("GET", "/steal", replies(Reply(json={"results": [1]})))
+    definition = sync("/items", http_conn_id=connection, headers={"X-Api-Key": API_KEY})
+
+    with pytest.raises(HttpError) as raised:
+        run(NangoHook(connection, sleep=waits.append), definition)
+
+    assert other_host.requests == []
+    assert raised.value.status == 302 and raised.value.retryable is False
+    assert f"a redirect to '{other_host.url}/steal' on another host; it is not followed" in str(raised.value)
+    assert len(api.requests) == 1 and waits == []
+
+
+@pytest.mark.parametrize(
+    ("status", "method", "sent_again"),
+    [
+        (301, "GET", ("GET", None)),
+        (302, "GET", ("GET", None)),
+        (307, "POST", ("POST", {"q": 1})),
+        (308, "PUT", ("PUT", {"q": 1})),
+    ],
+)
+def test_a_redirect_on_the_same_host_is_followed_with_the_sync_headers(
+    api: FixtureServer, connection: str, status: int, method: str, sent_again: tuple[str, Any]
+) -> None:
+    api.route(method, "/old", replies(Reply(status, json={}, headers={"Location": "/new?moved=yes"})))
+    api.route(sent_again[0], "/new", replies(Reply(json={"results": [1, 2]})))
+    definition = sync("/old", http_conn_id=connection, method=method, body={"q": 1}, headers={"X-Api-Key": API_KEY})
+
+    pages = run(NangoHook(connection), definition)
+
+    assert [page.records for page in pages] == [[1, 2]]
+    assert [(r.method, r.path, r.query, r.body) for r in api.requests] == [
+        (method, "/old", {}, {"q": 1}),
+        (*sent_again[:1], "/new", {"moved": "yes"}, sent_again[1]),
+    ]
+    assert all(
+        r.headers["X-Api-Key"] == API_KEY and r.headers["Authorization"].startswith("Basic ") for r in api.requests
+    )
+
+
+def test_endless_redirects_fail_without_retry(api: FixtureServer, hook: NangoHook, waits: list[float]) -> None:
+    api.route("GET", "/loop", replies(Reply(302, json={}, headers={"Location": "/loop"})))
+
+    with pytest.raises(HttpError, match="redirected more than 30 times") as raised:
+        run(hook, sync(f"{api.url}/loop"))
+
+    assert raised.value.status == 302 and raised.value.retryable is False and waits == []
+
+
+def test_a_relative_url_with_a_scheme_in_its_query_uses_the_connection(api: FixtureServer, connection: str) -> None:
+    api.route("GET", "/search", replies(Reply(json={"results": [1]})))
+    definition = sync("/search?return_to=https://example.com/done", http_conn_id=connection)
+
+    pages = run(NangoHook(connection), definition)
+
+    assert [page.records for page in pages] == [[1]]
+    assert [(r.path, r.query) for r in api.requests] == [("/search", {"return_to": "https://example.com/done"})]
+
+
+@pytest.mark.parametrize(
+    ("fields", "error_class"),
+    [
+        pytest.param({"headers": {"X-Note": "two\nlines"}}, "InvalidHeader", id="invalid-header"),
+        pytest.param({"url": "http://127.0.0.1:99999/items"}, "InvalidURL", id="invalid-url"),
+    ],
+)
+def test_every_requests_error_is_an_http_error(
+    api: FixtureServer, hook: NangoHook, waits: list[float], fields: dict[str, Any], error_class: str
+) -> None:
+    with pytest.raises(HttpError) as raised:
+        run(hook, sync(**{"url": f"{api.url}/items", **fields}))
+
+    assert raised.value.status == 0 and raised.value.retryable is False
+    assert str(raised.value).startswith(f"sync 'items': {error_class} on GET ")
+    assert waits == [] and api.requests == []
+
+
+def test_a_tls_failure_is_an_http_error_without_retry(api: FixtureServer, hook: NangoHook, waits: list[float]) -> None:
+    with pytest.raises(HttpError, match="SSLError") as raised:
+        run(hook, sync(api.url.replace("http://", "https://") + "/items"))  # TLS to a plain HTTP server
+
+    assert raised.value.status == 0 and raised.value.retryable is False and waits == []
+
+
+def test_408_is_retried_like_429(api: FixtureServer, hook: NangoHook, waits: list[float]) -> None:
+    api.route("GET", "/items", replies(Reply(408, json={"error": "slow"}), Reply(json={"results": [1]})))
+
+    pages = run(hook, sync(f"{api.url}/items"))
+
+    assert [page.records for page in pages] == [[1]] and len(waits) == 1
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        pytest.param(Reply(204, body=b""), id="204"),
+        pytest.param(Reply(200, body=b""), id="empty-body"),
+        pytest.param(Reply(200, body=b" \r\n"), id="blank-body"),
+        pytest.param(Reply(json=None), id="null-document"),
+        pytest.param(Reply(json={"results": None}), id="null-at-response-path"),
+        pytest.param(Reply(json=[]), id="empty-list-document"),
+        pytest.param(Reply(json={"results": []}), id="empty-list-at-response-path"),
+    ],
+)
+def test_an_empty_answer_is_an_empty_last_page(
+    api: FixtureServer, hook: NangoHook, waits: list[float], reply: Reply
+) -> None:
+    api.route("GET", "/items", replies(reply))
+    definition = sync(f"{api.url}/items", paging_request_path="after", paging_response_path="paging.next.after")
+
+    pages = run(hook, definition)
+
+    assert [(page.records, page.next_request) for page in pages] == [([], None)]
+    assert len(api.requests) == 1 and waits == []

@@ -200,3 +200,21 @@ def test_an_endless_cursor_and_an_html_answer_fail_with_clear_errors_in_the_jobs
         sync(db, "html", items_sync(api.url, url=f"{api.url}/html", table="nango.html"))
     errors = [job["error"] for job in jobs(db)]
     assert "cursor 'same'" in errors[0] and "not JSON" in errors[1] and "text/html" in errors[1]
+
+
+@pytest.mark.parametrize("unique_key", ["id", None])
+@pytest.mark.parametrize(
+    "reply",
+    [Reply(204, body=b""), Reply(json=None), Reply(json={"results": None}), Reply(json=[])],
+    ids=["204", "null-document", "null-at-response-path", "empty-list"],
+)
+def test_a_sync_of_an_empty_collection_succeeds_with_zero_rows(
+    db: str, api: FixtureServer, reply: Reply, unique_key: str | None
+) -> None:
+    api.route("GET", "/items", lambda request: reply)
+
+    counts = sync(db, "items", items_sync(api.url, unique_key=unique_key))
+
+    assert counts == {"pages": 1, "fetched": 0, "added": 0, "updated": 0, "unchanged": 0, "deleted": 0}
+    assert rows(db) == {}
+    assert [(job["status"], job["error"]) for job in jobs(db)] == [("success", None)]

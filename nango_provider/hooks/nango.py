@@ -13,24 +13,28 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Any, NoReturn
+from urllib.parse import urljoin
 
 import msgspec
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
-from nango_provider.definition import SyncDefinition
-from nango_provider.exceptions import HttpError, PaginationError, ResponseError, SyncCancelled
+from nango_provider.definition import SyncDefinition, is_absolute_url
+from nango_provider.exceptions import HttpError, NangoError, PaginationError, ResponseError, SyncCancelled
 from nango_provider.pagination import PageRequest, first_request, paginator_for
+from nango_provider.pagination.base import host_of
 from nango_provider.paths import MISSING, CompiledPath, compile_path
 from nango_provider.redaction import redact_text, redact_url, secret_values
 
-_RETRYABLE_ERRORS = (
+_TRANSIENT_REQUEST_ERRORS = (
     requests.ConnectionError,
     requests.Timeout,
     requests.exceptions.ChunkedEncodingError,
     requests.exceptions.ContentDecodingError,
 )
+"""``requests`` errors that are usually temporary (refused, reset, timed out, cut off); every other one, a TLS
+certificate refused included, repeats until the definition or the server's setup change."""
 _MAX_BACKOFF_SECONDS = 60.0
 _PREVIEW_BYTES = 200
 
@@ -58,6 +62,13 @@ class _Retry(Exception):
         self.reason = reason
         self.error = error
         self.retry_after = retry_after
+
+
+def _fail(error: NangoError, reason: str, retry_after: float | None = None) -> NoReturn:
+    """Raise ``error`` for a retry of the request when it is retryable, as it is otherwise."""
+    if error.retryable:
+        raise _Retry(reason, error, retry_after)
+    raise error
 
 
 class NangoHook(HttpHook):
@@ -187,26 +198,60 @@ class NangoHook(HttpHook):
     def _attempt(
         self, session: requests.Session, definition: SyncDefinition, request: PageRequest, number: int
     ) -> tuple[requests.Response, Any]:
-        url = self.url_from_endpoint(request.url) if self._is_relative(request.url) else request.url
+        url = request.url if is_absolute_url(request.url) else self.url_from_endpoint(request.url)
         shown = f"{request.method} {redact_url(url)} (page {number})"
         try:
-            response = session.request(
-                request.method,
-                url,
-                params=dict(request.params) or None,
-                json=request.body,
-                timeout=definition.request_timeout,
-            )
+            response = self._send(session, definition, request, url, shown)
             content = response.content  # reads the whole body: a truncated one raises here
-        except _RETRYABLE_ERRORS as error:
+        except requests.RequestException as error:
             reason = f"{type(error).__name__} on {shown}"
             detail = redact_text(str(error), self._secrets)
-            raise _Retry(reason, HttpError(f"{reason}: {detail}", sync=definition.name, status=0)) from None
+            transient = isinstance(error, _TRANSIENT_REQUEST_ERRORS) and not isinstance(
+                error, requests.exceptions.SSLError
+            )
+            _fail(HttpError(f"{reason}: {detail}", sync=definition.name, status=0, retryable=transient), reason)
         self._check_status(response, definition, shown)
         return response, self._decode(response, content, definition, shown)
 
-    def _is_relative(self, url: str) -> bool:
-        return self._has_connection and "://" not in url
+    def _send(
+        self, session: requests.Session, definition: SyncDefinition, request: PageRequest, url: str, shown: str
+    ) -> requests.Response:
+        """Send ``request`` and follow its redirects on the same host (and port) only.
+
+        Redirects are followed here, not by ``requests``, so that the next-URL host guard applies to them too:
+        the sync's headers and the connection's credentials are never sent to another host.
+        """
+        method, params, body = request.method, dict(request.params) or None, request.body
+        for _ in range(session.max_redirects + 1):
+            response = session.request(
+                method, url, params=params, json=body, timeout=definition.request_timeout, allow_redirects=False
+            )
+            if not response.is_redirect:
+                return response
+            target = urljoin(response.url, response.headers["Location"])
+            if host_of(target) != host_of(response.url):
+                response.close()
+                raise HttpError(
+                    f"{shown} answered {response.status_code} {response.reason}, a redirect to "
+                    f"{redact_url(target)!r} on another host; it is not followed, as that would send the sync's "
+                    "headers and credentials there (use the final URL in the definition)",
+                    sync=definition.name,
+                    status=response.status_code,
+                    request=response.request,
+                    response=response,
+                    retryable=False,
+                )
+            response.close()
+            method, body = _redirected_method(response.status_code, method, body)
+            url, params = target, None
+        raise HttpError(
+            f"{shown} was redirected more than {session.max_redirects} times",
+            sync=definition.name,
+            status=response.status_code,
+            request=response.request,
+            response=response,
+            retryable=False,
+        )
 
     def _check_status(self, response: requests.Response, definition: SyncDefinition, shown: str) -> None:
         status = response.status_code
@@ -219,11 +264,12 @@ class NangoHook(HttpHook):
             request=response.request,
             response=response,
         )
-        if status == 429 or status >= 500:
-            raise _Retry(f"{status} {response.reason}", error, _retry_after(response.headers))
-        raise error
+        _fail(error, f"{status} {response.reason}", _retry_after(response.headers))
 
     def _decode(self, response: requests.Response, content: bytes, definition: SyncDefinition, shown: str) -> Any:
+        """The decoded JSON body; ``None`` for a 204 or an empty body (an empty page)."""
+        if response.status_code == 204 or not content.strip():
+            return None
         try:
             return msgspec.json.decode(content)
         except RecursionError:
@@ -237,10 +283,9 @@ class NangoHook(HttpHook):
                 f"{shown} answered {response.status_code} with a body that is not JSON "
                 f"(Content-Type {content_type}, {len(content)} bytes: {self._preview(content)}): {decode_error}",
                 sync=definition.name,
+                retryable="json" in content_type.lower(),  # labelled JSON: cut off or garbled on the way
             )
-            if "json" in content_type.lower():
-                raise _Retry("malformed or truncated JSON", error) from None
-            raise error from None
+            _fail(error, "malformed or truncated JSON")
 
     def _preview(self, content: bytes) -> str:
         """The first bytes of a body, for error messages, with known secrets replaced."""
@@ -254,7 +299,12 @@ class NangoHook(HttpHook):
 
 
 def extract_records(document: Any, path: CompiledPath, sync: str, page: int) -> list[Any]:
-    """The list of records at ``path`` in a decoded response, or a :class:`ResponseError` saying why not."""
+    """The list of records at ``path`` in a decoded response, or a :class:`ResponseError` saying why not.
+
+    No document (a 204 or an empty body), ``null`` and ``[]`` are an empty page, as is ``null`` at ``path``.
+    """
+    if document is None or document == []:
+        return []
     if not path.is_jsonpath and not isinstance(document, dict):
         raise ResponseError(
             f"page {page}: expected a JSON object with the records at {path.expression!r}, got "
@@ -262,6 +312,8 @@ def extract_records(document: Any, path: CompiledPath, sync: str, page: int) -> 
             sync=sync,
         )
     records = path.get(document)
+    if records is None:
+        return []
     if records is MISSING:
         raise ResponseError(
             f"page {page}: response_path {path.expression!r} is not in the response; "
@@ -275,6 +327,16 @@ def extract_records(document: Any, path: CompiledPath, sync: str, page: int) -> 
             sync=sync,
         )
     return records
+
+
+def _redirected_method(status: int, method: str, body: Any) -> tuple[str, Any]:
+    """The method and body after a redirect, as browsers and ``requests`` do it: 307 and 308 keep both; 303,
+    and 302 or a POST's 301, turn into a GET without the body; any other 301 or 302 keeps the method only."""
+    if status in (307, 308):
+        return method, body
+    if status == 303 or (status == 302 and method != "HEAD") or (status == 301 and method == "POST"):
+        return "GET", None
+    return method, None
 
 
 def _a(noun: str) -> str:
