@@ -8,19 +8,42 @@ worker shuts down) stops the sync, ends its job row as ``cancelled`` and fails w
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from nango_provider.definition import SyncDefinition
+from nango_provider.definition import DEFAULT_SCHEMA, SyncDefinition
+from nango_provider.exceptions import NangoError, SyncDefinitionError
 
 if TYPE_CHECKING:
     from nango_provider.engine import Cancellation
 
 _FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency"})
 OPERATOR_FIELDS = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in _FIELDS_NOT_FOR_TASKS)
+_Execute = Callable[["NangoSyncOperator", Any], dict[str, int]]
+
+
+def _hopeless_errors_fail_without_retry(execute: _Execute) -> _Execute:
+    """``execute``, with the errors that are not retryable (a loop, a 404, a missing path, an invalid definition,
+    a record without its key) turned into Airflow's fail-without-retry; retryable ones keep the task's retries."""
+
+    @functools.wraps(execute)
+    def run(operator: NangoSyncOperator, context: Any) -> dict[str, int]:
+        try:
+            return execute(operator, context)
+        except NangoError as error:
+            if error.retryable:
+                raise
+            raise AirflowFailException(
+                f"{type(error).__name__}: {error} (not retried: this fails the same way on every try until the "
+                "definition or the API's answers change)"
+            ) from error
+
+    return run
 
 
 class NangoSyncOperator(BaseOperator):
@@ -101,18 +124,19 @@ class NangoSyncOperator(BaseOperator):
         fields = {name: getattr(self, name) for name in OPERATOR_FIELDS} | dict(overrides or {})
         return SyncDefinition.from_mapping(self.sync_name, {**fields, "frequency": None}, source=self.task_id)
 
+    @_hopeless_errors_fail_without_retry
     def execute(self, context: Any) -> dict[str, int]:
         """Run the sync and return its counts: pages, fetched, added, updated, unchanged, deleted."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk.exceptions import AirflowFailException, AirflowTaskTerminated
+        from airflow.sdk.exceptions import AirflowTaskTerminated
 
         # Imported here, not at the top: parsing 1,000 DAGs must not load the run-time modules.
         from nango_provider.engine import Cancellation, run_sync
-        from nango_provider.exceptions import SyncCancelled, TableOwnedError
+        from nango_provider.exceptions import SyncCancelled
         from nango_provider.hooks.nango import NangoHook
         from nango_provider.store.postgres import PostgresStore, RunIdentity
 
-        definition = self.build_definition({"max_total": _optional_int(self.max_total)})
+        definition = self._definition_for_run(context)
         hook = NangoHook(definition.http_conn_id)
         _mask(hook.secrets(definition))
         ti = context["ti"]
@@ -127,8 +151,6 @@ class NangoSyncOperator(BaseOperator):
             )
         except SyncCancelled as cancelled:
             raise AirflowTaskTerminated(str(cancelled)) from cancelled  # Airflow fails it without a retry
-        except TableOwnedError as error:
-            raise AirflowFailException(str(error)) from error  # a retry would fail the same way
         finally:
             self._cancellation = None
 
@@ -140,6 +162,29 @@ class NangoSyncOperator(BaseOperator):
             cancellation.cancel(
                 "the task was told to terminate (its run was cancelled or marked failed, or its worker is stopping)"
             )
+
+    def _definition_for_run(self, context: Any) -> SyncDefinition:
+        """The definition from the rendered fields; when they are invalid, the error is also recorded as a failed
+        run in ``nango._nango_jobs`` (where the sync's runs are watched) before it is raised."""
+        try:
+            return self.build_definition({"max_total": _optional_int(self.max_total)})
+        except SyncDefinitionError as error:
+            self._record_failed_start(context, f"{type(error).__name__}: {error}")
+            raise
+
+    def _record_failed_start(self, context: Any, message: str) -> None:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from nango_provider.store.postgres import RunIdentity, record_failed_start
+
+        ti = context["ti"]
+        run = RunIdentity(self.sync_name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number)
+        table = self.table if isinstance(self.table, str) else f"{DEFAULT_SCHEMA}.{self.sync_name}"
+        conn_id = self.postgres_conn_id if isinstance(self.postgres_conn_id, str) else "postgres_default"
+        try:
+            record_failed_start(PostgresHook(postgres_conn_id=conn_id).get_conn, run, table, message)  # type: ignore[arg-type]
+        except AirflowNotFoundException as missing:
+            self.log.warning("the failure is not recorded in nango._nango_jobs: %s", missing)
 
 
 def _mask(secrets: Sequence[str]) -> None:

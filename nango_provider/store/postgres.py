@@ -30,7 +30,21 @@ LOCK_POLL_SECONDS = 1.0
 """How often a run waiting for its table's lock tries again (and checks whether it was cancelled)."""
 _CANCEL_TIMEOUT_SECONDS = 2.0
 
-__all__ = ["COUNT_NAMES", "ConnectionFactory", "PostgresStore", "RunIdentity", "RunState"]
+__all__ = ["COUNT_NAMES", "ConnectionFactory", "PostgresStore", "RunIdentity", "RunState", "record_failed_start"]
+
+
+def record_failed_start(connect: ConnectionFactory, run: RunIdentity, table: str, message: str) -> None:
+    """A ``failed`` row in ``nango._nango_jobs`` for a run that could not start (its definition is invalid once
+    rendered), creating the bookkeeping tables if needed. Postgres out of reach is ignored: the log has the error.
+    """
+    try:
+        with connect() as conn, conn.cursor(row_factory=tuple_row) as cursor:
+            conn.autocommit = True
+            with conn.transaction():
+                schema.create_bookkeeping(cursor)
+            jobs.stop_job(cursor, None, run, table, status=jobs.FAILED, message=message)
+    except psycopg.Error:
+        pass
 
 
 class PostgresStore:

@@ -87,11 +87,16 @@ CREATE TABLE IF NOT EXISTS {table} (
 """
 
 
+def create_bookkeeping(cursor: psycopg.Cursor[Any]) -> None:
+    """Create the bookkeeping tables where missing (one creator at a time); run inside a transaction."""
+    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK,))
+    cursor.execute(_BOOKKEEPING_DDL)
+
+
 def create_tables(cursor: psycopg.Cursor[Any], schema: str, table: sql.Composable) -> None:
     """Create the bookkeeping tables, ``schema``, ``table`` and the page stage where missing (one creator at a
     time); run inside a transaction."""
-    cursor.execute("SELECT pg_advisory_xact_lock(%s)", (BOOTSTRAP_LOCK,))
-    cursor.execute(_BOOKKEEPING_DDL)
+    create_bookkeeping(cursor)
     if schema != BOOKKEEPING_SCHEMA:
         cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     cursor.execute(sql.SQL(_TARGET_DDL).format(table=table))
