@@ -219,3 +219,35 @@ def test_a_500_then_200_is_retried_by_airflow_and_resumes_from_the_checkpoint(
 )
 def test_errors_say_whether_they_are_retryable(error: NangoError, retryable: bool) -> None:
     assert error.retryable is retryable
+
+
+@pytest.mark.parametrize(
+    ("error", "fails_without_retry"),
+    [
+        (PaginationError("loop", sync="items"), True),
+        (SyncDefinitionError("items", "url", "bad"), True),
+        (HttpError("404", status=404), True),
+        (HttpError("503", status=503), False),
+        (StoreError("lost the connection to Postgres"), False),
+        (ConnectionResetError("not the project's own error"), False),
+    ],
+    ids=repr,
+)
+def test_the_operator_turns_only_hopeless_errors_into_a_failure_without_retry(
+    error: Exception, fails_without_retry: bool
+) -> None:
+    from airflow.sdk.exceptions import AirflowFailException
+
+    from nango_provider.operators.sync import _hopeless_errors_fail_without_retry
+
+    def execute(operator: object, context: object) -> dict[str, int]:
+        raise error
+
+    with pytest.raises(Exception) as raised:
+        _hopeless_errors_fail_without_retry(execute)(None, {})  # type: ignore[arg-type]
+
+    if fails_without_retry:
+        assert isinstance(raised.value, AirflowFailException) and raised.value.__cause__ is error
+        assert str(raised.value).startswith(f"{type(error).__name__}: {error} (not retried")
+    else:
+        assert raised.value is error

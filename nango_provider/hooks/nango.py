@@ -228,9 +228,9 @@ class NangoHook(HttpHook):
             )
             if not response.is_redirect:
                 return response
+            response.content  # noqa: B018  # read the redirect's own body, which frees the connection
             target = urljoin(response.url, response.headers["Location"])
             if host_of(target) != host_of(response.url):
-                response.close()
                 raise HttpError(
                     f"{shown} answered {response.status_code} {response.reason}, a redirect to "
                     f"{redact_url(target)!r} on another host; it is not followed, as that would send the sync's "
@@ -241,7 +241,6 @@ class NangoHook(HttpHook):
                     response=response,
                     retryable=False,
                 )
-            response.close()
             method, body = _redirected_method(response.status_code, method, body)
             url, params = target, None
         raise HttpError(
@@ -330,8 +329,8 @@ def extract_records(document: Any, path: CompiledPath, sync: str, page: int) -> 
 
 
 def _redirected_method(status: int, method: str, body: Any) -> tuple[str, Any]:
-    """The method and body after a redirect, as browsers and ``requests`` do it: 307 and 308 keep both; 303,
-    and 302 or a POST's 301, turn into a GET without the body; any other 301 or 302 keeps the method only."""
+    """The method and body after a redirect, as browsers and ``requests`` do it: 307 and 308 keep both; 303
+    and 302 (and 301 after a POST) become a GET; the body is dropped on every redirect but 307 and 308."""
     if status in (307, 308):
         return method, body
     if status == 303 or (status == 302 and method != "HEAD") or (status == 301 and method == "POST"):
