@@ -1,14 +1,19 @@
 """The DAG factory: sync definitions (YAML files or Python) in, one scheduled DAG per sync out.
 
 It reads definitions (YAML files, and the syncs created through the REST API from the registry table) and
-builds DAG objects; it does no other I/O. When Airflow parses the DAG file
-to run a single task, only that task's DAG is built (``get_parsing_context().dag_id``).
+builds DAG objects; its only other I/O is that one read of the registry, bounded in time. When Airflow parses
+the DAG file to run a single task, only that task's DAG is built (``get_parsing_context().dag_id``).
+
+Definition errors never fail the DAG file that builds the syncs (Airflow would hide every DAG of a file that
+fails): a second DAG file, holding no DAG, reports them as its own import error (:func:`report_definition_errors`).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable, Iterator, MutableMapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
@@ -17,10 +22,16 @@ import yaml
 from airflow.sdk import DAG, Asset, Param, get_parsing_context
 
 from nango_provider.definition import DAG_ID_PREFIX, SyncDefinition, iter_definitions_file
-from nango_provider.exceptions import NangoError, RegistryNotConfiguredError, StoreError, SyncDefinitionError
+from nango_provider.exceptions import (
+    InvalidSyncDefinitionsError,
+    NangoError,
+    RegistryNotConfiguredError,
+    StoreError,
+    SyncDefinitionError,
+)
 from nango_provider.operators.sync import NangoSyncOperator
+from nango_provider.store.registry import CONNECT_TIMEOUT, PendingRead, SyncRegistry, parse_timeout
 from nango_provider.store.registry import SOURCE as REGISTRY_SOURCE
-from nango_provider.store.registry import SyncRegistry
 
 START_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
 DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
@@ -32,8 +43,10 @@ DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
 }
 SYNCS_PATH_VARIABLE: Final = "NANGO_SYNCS_PATH"
 _YAML_DUMPER = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-ERRORS_DAG_ID: Final = "nango_sync_definition_errors"
+ERRORS_FILE_NAME: Final = "nango_sync_errors.py"
+"""The DAG file that reports definition errors (it calls :func:`report_definition_errors`)."""
 API_TAGS: Final = ("nango", "sync", "api")
+log = logging.getLogger(__name__)
 
 
 def sync_asset(table: str, postgres_conn_id: str = "postgres_default") -> Asset:
@@ -81,49 +94,101 @@ def nango_sync(name: str, url: str, **fields: Any) -> DAG:
     return build_dag(SyncDefinition.from_mapping(name, {"url": url, **fields}), **dag_kwargs)
 
 
+@dataclass
+class FoundSyncs:
+    """The valid definitions under a folder and in the registry, and every problem met while reading them."""
+
+    definitions: list[tuple[SyncDefinition, bool]] = field(default_factory=list)
+    """Each valid definition, and whether it comes from the registry (created through the REST API)."""
+    errors: list[str] = field(default_factory=list)
+    """One line per invalid definition: file (or registry), sync, field and what was expected."""
+    registry_error: str | None = None
+    """Why the registry could not be read, when it could not (its syncs are then missing)."""
+
+    def problems(self) -> InvalidSyncDefinitionsError | None:
+        """Every problem as one error, or ``None`` when there is none."""
+        if not self.errors and self.registry_error is None:
+            return None
+        return InvalidSyncDefinitionsError(self.errors, self.registry_error)
+
+
+def find_syncs(folder: str | Path | None = None, *, registry: bool = True, wanted: str | None = None) -> FoundSyncs:
+    """Read and validate every sync in ``*.yaml`` / ``*.yml`` files under ``folder`` (recursively) and, with
+    ``registry``, the syncs created through the REST API; build nothing.
+
+    ``folder`` defaults to ``$NANGO_SYNCS_PATH``. With ``wanted`` (a DAG id) only that sync is read. The registry
+    is read once, in the background while the YAML files are read, and waited for at most
+    ``$NANGO_REGISTRY_TIMEOUT`` seconds (default 1) in all; when it does not answer, the YAML syncs are still
+    found and ``registry_error`` says why the API-created ones are missing.
+    """
+    root = _syncs_folder(folder)
+    found = FoundSyncs()
+    pending = _start_registry_read(wanted) if registry else None
+    sources: dict[str, Path | str] = {}
+    for path, definition in _definitions_under(root, wanted, found.errors):
+        if definition.dag_id in sources:
+            found.errors.append(f"{path}: sync {definition.name!r} is already defined in {sources[definition.dag_id]}")
+            continue
+        sources[definition.dag_id] = path
+        found.definitions.append((definition, False))
+    if pending is not None and not (wanted and wanted in sources):
+        for definition in _registry_definitions(pending, found):
+            if definition.dag_id in sources:
+                where = sources[definition.dag_id]
+                found.errors.append(f"{REGISTRY_SOURCE}: sync {definition.name!r} is already defined in {where}")
+                continue
+            sources[definition.dag_id] = REGISTRY_SOURCE
+            found.definitions.append((definition, True))
+    if not root.is_dir():
+        found.errors.append(f"{root}: the folder of sync definitions ({SYNCS_PATH_VARIABLE}) does not exist")
+    return found
+
+
 def load_sync_dags(
     folder: str | Path | None = None, namespace: MutableMapping[str, Any] | None = None, *, registry: bool = True
 ) -> dict[str, DAG]:
-    """Build the DAGs of every sync in ``*.yaml`` / ``*.yml`` files under ``folder`` (recursively).
+    """Build the DAG of every valid sync found by :func:`find_syncs`; never fails because of a definition.
 
     ``folder`` defaults to ``$NANGO_SYNCS_PATH``. With ``namespace`` (a DAG file's ``globals()``) the DAGs are
-    also put there for Airflow to find. Broken files do not stop the others: their errors are reported by a
-    placeholder that makes Airflow show an import error for the DAG file, naming file, sync and field.
-
-    With ``registry`` (the default) the syncs created through the REST API (table ``nango._nango_definitions``
-    of ``$NANGO_REGISTRY_CONN_ID``) are built too: unpaused, tagged ``api``. A name defined twice is an error;
-    an unreachable registry is reported like a broken file, and the YAML syncs still load.
+    also put there for Airflow to find. API-created syncs (with ``registry``, the default) are unpaused and
+    tagged ``api``. Invalid definitions and an unreachable registry are only logged here: a DAG file that fails
+    makes Airflow hide every DAG of the file, so the problems are reported by another DAG file that calls
+    :func:`report_definition_errors` (``nango_sync_errors.py``). When Airflow parses the file to run one task
+    (``get_parsing_context().dag_id``), only that task's DAG is built.
     """
+    wanted = get_parsing_context().dag_id
+    found = find_syncs(folder, registry=registry, wanted=wanted)
+    dags: dict[str, DAG] = {}
+    for definition, from_registry in found.definitions:
+        extra: dict[str, Any] = {"is_paused_upon_creation": False, "tags": list(API_TAGS)} if from_registry else {}
+        dags[definition.dag_id] = build_dag(definition, **extra)
+    problems = found.problems()
+    if problems is not None and not wanted:
+        log.warning("%s\nAirflow shows them as the import error of %s.", problems, ERRORS_FILE_NAME)
+    if namespace is not None:
+        namespace.update(dags)
+    return dags
+
+
+def report_definition_errors(folder: str | Path | None = None, *, registry: bool = True) -> None:
+    """Raise :class:`InvalidSyncDefinitionsError` listing every sync that :func:`load_sync_dags` cannot load.
+
+    Call it from a DAG file of its own (``nango_sync_errors.py`` next to ``nango_syncs.py``, same ``folder``):
+    Airflow shows the error as that file's import error, which names no DAG, so no sync DAG is hidden. Once
+    every definition is valid the file parses cleanly and the import error goes away.
+    """
+    if get_parsing_context().dag_id:
+        return  # a task is being run: its DAG is not in this file
+    problems = find_syncs(folder, registry=registry).problems()
+    if problems is not None:
+        raise problems
+
+
+def _syncs_folder(folder: str | Path | None) -> Path:
     location = folder or os.environ.get(SYNCS_PATH_VARIABLE)
     if not location:
         raise NangoError(f"no folder of sync definitions: pass one, or set {SYNCS_PATH_VARIABLE}")
-    root = Path(location)
-    wanted = get_parsing_context().dag_id
-    dags: dict[str, DAG] = {}
-    errors: list[str] = []
-    sources: dict[str, Path | str] = {}
-    for path, definition in _definitions_under(root, wanted, errors):
-        if definition.dag_id in sources:
-            errors.append(f"{path}: sync {definition.name!r} is already defined in {sources[definition.dag_id]}")
-            continue
-        sources[definition.dag_id] = path
-        dags[definition.dag_id] = build_dag(definition)
-    if registry and not (wanted and wanted in dags):
-        for definition in _registry_definitions(wanted, errors):
-            if definition.dag_id in sources:
-                errors.append(
-                    f"{REGISTRY_SOURCE}: sync {definition.name!r} is already defined in {sources[definition.dag_id]}"
-                )
-                continue
-            sources[definition.dag_id] = REGISTRY_SOURCE
-            dags[definition.dag_id] = build_dag(definition, is_paused_upon_creation=False, tags=list(API_TAGS))
-    if not root.is_dir():
-        errors.append(f"{root}: the folder of sync definitions ({SYNCS_PATH_VARIABLE}) does not exist")
-    if namespace is not None:
-        namespace.update(dags)
-        if errors:
-            namespace[ERRORS_DAG_ID] = DefinitionErrors(errors)
-    return dags
+    return Path(location)
 
 
 def _definitions_under(root: Path, wanted: str | None, errors: list[str]) -> Iterator[tuple[Path, SyncDefinition]]:
@@ -143,28 +208,32 @@ def _definitions_under(root: Path, wanted: str | None, errors: list[str]) -> Ite
                 yield path, item
 
 
-def _registry_definitions(wanted: str | None, errors: list[str]) -> Iterator[SyncDefinition]:
-    """Syncs created through the REST API (only ``wanted``'s when set); their errors go to ``errors``.
+def _start_registry_read(wanted: str | None) -> PendingRead | None:
+    """Start reading the API-created syncs (only ``wanted``'s when set); a function that waits for them.
 
-    No registry connection, or no registry table yet, means no API syncs; an unreachable database is an error.
+    ``None`` when there is nothing to read: ``wanted`` is not a sync DAG, or the registry's connection is not
+    defined (no API syncs). A task's parse (``wanted``) waits up to the connect timeout, as it cannot run
+    without its definition; a full parse waits ``$NANGO_REGISTRY_TIMEOUT`` seconds.
     """
     if wanted and not wanted.startswith(DAG_ID_PREFIX):
-        return
-    store = SyncRegistry()
+        return None
+    seconds = max(parse_timeout(), CONNECT_TIMEOUT) if wanted else parse_timeout()
     try:
-        if wanted:
-            found = store.get(wanted.removeprefix(DAG_ID_PREFIX))
-            items: list[Any] = [found] if found else []
-        else:
-            items = list(store.iter_definitions())
+        return SyncRegistry().start_reading(seconds, wanted.removeprefix(DAG_ID_PREFIX) if wanted else None)
     except RegistryNotConfiguredError:
-        return
-    except (SyncDefinitionError, StoreError) as error:
-        errors.append(str(error))
+        return None
+
+
+def _registry_definitions(pending: PendingRead, found: FoundSyncs) -> Iterator[SyncDefinition]:
+    """The valid API-created syncs; the invalid ones go to ``found.errors``, a failed read to ``registry_error``."""
+    try:
+        items = pending()
+    except StoreError as error:
+        found.registry_error = str(error)
         return
     for item in items:
         if isinstance(item, SyncDefinitionError):
-            errors.append(str(item))
+            found.errors.append(str(item))
         else:
             yield item.definition
 
@@ -179,25 +248,6 @@ def _may_define(path: Path, dag_id: str) -> bool:
     """Cheap text check before parsing YAML, so building one DAG out of many files stays fast."""
     name = dag_id.removeprefix(DAG_ID_PREFIX)
     return name != dag_id and name in path.read_text(encoding="utf-8")
-
-
-class DefinitionErrors(DAG):
-    """Stands in for broken definitions: Airflow validates it, gets the errors, and shows an import error.
-
-    The DAGs of valid definitions in the same DAG file are still loaded.
-    """
-
-    def __init__(self, errors: list[str]) -> None:
-        super().__init__(dag_id=ERRORS_DAG_ID, schedule=None, start_date=START_DATE)
-        self.definition_errors = errors
-
-    def validate(self) -> None:
-        """Always fails, with every definition error, one per line."""
-        count = len(self.definition_errors)
-        raise NangoError(
-            f"{count} invalid sync definition{'s' if count > 1 else ''} (every valid sync was loaded):\n"
-            + "\n".join(self.definition_errors)
-        )
 
 
 def _params(definition: SyncDefinition) -> dict[str, Param]:

@@ -5,6 +5,7 @@
     NangoError
     ├── SyncDefinitionError        a definition field is wrong (names the sync and the field)
     │   └── TableOwnedError        the table belongs to another sync (names both)
+    ├── InvalidSyncDefinitionsError   every definition that could not be loaded, one line each (DAG file report)
     ├── PathError                  a dot path or JSONPath expression cannot be compiled
     ├── SyncRunError               a run failed; carries the sync name
     │   ├── HttpError              a request failed: an error status (status, request, response), or no
@@ -34,6 +35,7 @@ Code never matches on message text: branch on the class and its attributes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 RETRYABLE_STATUSES: Final = frozenset({408, 429})
@@ -82,6 +84,36 @@ class TableOwnedError(SyncDefinitionError):
 
 class SyncCancelled(BaseException):
     """The run was told to stop (the task was cancelled or terminated); its job row says ``cancelled``."""
+
+
+class InvalidSyncDefinitionsError(NangoError):
+    """Syncs that could not be loaded: ``errors`` (one line each: file or registry, sync, field, what was expected)
+    and, when the registry of API-created syncs did not answer, why (``registry_error``).
+
+    Raised by the DAG file that reports definition errors (``nango_sync_errors.py``), so that Airflow shows them
+    as that file's import error, while the DAG file that builds the syncs loads every valid one.
+    """
+
+    def __init__(self, errors: Sequence[str], registry_error: str | None = None) -> None:
+        self.errors = tuple(errors)
+        self.registry_error = registry_error
+        lines = list(self.errors)
+        if registry_error:
+            lines.insert(0, f"{registry_error} (the syncs created through the REST API are not loaded until it does)")
+        super().__init__("\n".join([self._header(), *lines]))
+
+    def _header(self) -> str:
+        count = len(self.errors)
+        invalid = f"{count} invalid sync definition{'s' if count != 1 else ''}"
+        if self.registry_error is None:
+            return f"{invalid} (every valid sync is loaded):"
+        unread = "the registry of API-created syncs cannot be read (every valid YAML sync is loaded):"
+        return f"{invalid}, and {unread}" if count else unread[0].upper() + unread[1:]
+
+    @staticmethod
+    def lines_of(message: str) -> list[str]:
+        """The problems of a message of this class (its lines after the header), e.g. read back from Airflow."""
+        return [line for line in message.splitlines()[1:] if line.strip()]
 
 
 class PathError(NangoError, ValueError):

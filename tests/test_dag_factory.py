@@ -1,5 +1,6 @@
-"""The DAG factory: schedules, DAG settings, params, the Asset outlet, import errors that name file, sync and
-field without taking other files down, the parsing-context shortcut and the Python API."""
+"""The DAG factory: schedules, DAG settings, params, the Asset outlet, definition errors that name file, sync
+and field and are reported by their own DAG file (never by the one that builds the syncs), the parsing-context
+shortcut and the Python API."""
 
 from __future__ import annotations
 
@@ -8,8 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from nango_provider.dag_factory import ERRORS_DAG_ID, load_sync_dags, nango_sync, sync_asset
-from nango_provider.exceptions import SyncDefinitionError
+from nango_provider.dag_factory import (
+    ERRORS_FILE_NAME,
+    find_syncs,
+    load_sync_dags,
+    nango_sync,
+    report_definition_errors,
+    sync_asset,
+)
+from nango_provider.exceptions import InvalidSyncDefinitionsError, SyncDefinitionError
 from nango_provider.operators.sync import NangoSyncOperator
 
 POKEMON = """
@@ -99,7 +107,7 @@ def test_every_yaml_file_under_the_folder_is_read(tmp_path: Path) -> None:
     assert sorted(load_sync_dags(tmp_path)) == ["nango_sync_other", "nango_sync_pokemon"]
 
 
-def test_a_broken_file_is_an_import_error_naming_file_sync_and_field_and_others_still_load(
+def test_a_broken_file_is_an_import_error_of_the_errors_file_only_and_every_valid_sync_loads(
     airflow_dag_folder: Path, tmp_path: Path
 ) -> None:
     from airflow.dag_processing.dagbag import DagBag
@@ -108,31 +116,56 @@ def test_a_broken_file_is_an_import_error_naming_file_sync_and_field_and_others_
     bad = write(
         tmp_path,
         "bad.yaml",
-        "syncs:\n  contacts:\n    url: https://api.example.com/c\n    paging_requests_path: after\n",
+        "syncs:\n  contacts:\n    url: https://api.example.com/c\n    paging_requests_path: after\n"
+        "  fine:\n    url: https://api.example.com/f\n",
     )
     write(tmp_path, "worse.yaml", "syncs:\n  Bad-Name:\n    url: https://api.example.com/c\n")
     bag = DagBag(str(airflow_dag_folder))
-    assert "nango_sync_pokemon" in bag.dag_ids and ERRORS_DAG_ID not in bag.dag_ids
-    (error,) = bag.import_errors.values()
-    assert str(bad) in error and "'contacts'" in error and "'paging_requests_path'" in error
+    assert {"nango_sync_pokemon", "nango_sync_fine"} <= set(bag.dag_ids)
+    assert not any("definition" in dag_id for dag_id in bag.dag_ids)
+    ((failed_file, error),) = bag.import_errors.items()
+    assert Path(failed_file).name == ERRORS_FILE_NAME
+    assert f"{bad}: sync 'contacts', field 'paging_requests_path'" in error
     assert "did you mean 'paging_request_path'" in error
-    assert "'Bad-Name'" in error and "2 invalid sync definitions" in error
+    assert "'Bad-Name'" in error and "2 invalid sync definitions (every valid sync is loaded):" in error
+
+
+def test_load_sync_dags_logs_definition_errors_and_never_fails(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, "good.yaml", POKEMON.format(frequency="1h"))
+    write(tmp_path, "bad.yaml", "syncs:\n  contacts:\n    urll: https://api.example.com/c\n")
+    namespace: dict[str, object] = {}
+    assert list(load_sync_dags(tmp_path, namespace, registry=False)) == ["nango_sync_pokemon"]
+    assert list(namespace) == ["nango_sync_pokemon"]
+    (record,) = [record for record in caplog.records if "invalid sync definition" in record.getMessage()]
+    assert "field 'urll'" in record.getMessage() and ERRORS_FILE_NAME in record.getMessage()
+
+
+def test_report_definition_errors_lists_each_problem_once(tmp_path: Path) -> None:
+    write(tmp_path, "good.yaml", POKEMON.format(frequency="1h"))
+    report_definition_errors(tmp_path, registry=False)  # nothing to report
+    bad = write(tmp_path, "bad.yaml", "syncs:\n  contacts:\n    urll: https://api.example.com/c\n")
+    with pytest.raises(InvalidSyncDefinitionsError) as raised:
+        report_definition_errors(tmp_path, registry=False)
+    assert raised.value.errors == (f"{bad}: sync 'contacts', field 'urll': unknown field; did you mean 'url'?",)
+    assert str(raised.value).startswith("1 invalid sync definition (every valid sync is loaded):\n")
+    assert InvalidSyncDefinitionsError.lines_of(str(raised.value)) == list(raised.value.errors)
 
 
 def test_same_sync_name_in_two_files_is_an_error(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", POKEMON.format(frequency="1h"))
     write(tmp_path, "b.yaml", POKEMON.format(frequency="2h"))
-    namespace: dict[str, object] = {}
-    load_sync_dags(tmp_path, namespace)
-    with pytest.raises(Exception, match=r"'pokemon' is already defined in .*a\.yaml"):
-        namespace[ERRORS_DAG_ID].validate()  # type: ignore[attr-defined]
+    found = find_syncs(tmp_path, registry=False)
+    assert [definition.name for definition, _ in found.definitions] == ["pokemon"]
+    with pytest.raises(InvalidSyncDefinitionsError, match=r"'pokemon' is already defined in .*a\.yaml"):
+        report_definition_errors(tmp_path, registry=False)
 
 
 def test_a_missing_folder_is_reported(tmp_path: Path) -> None:
-    namespace: dict[str, object] = {}
-    assert load_sync_dags(tmp_path / "nope", namespace) == {}
-    with pytest.raises(Exception, match="does not exist"):
-        namespace[ERRORS_DAG_ID].validate()  # type: ignore[attr-defined]
+    assert load_sync_dags(tmp_path / "nope", registry=False) == {}
+    with pytest.raises(InvalidSyncDefinitionsError, match="does not exist"):
+        report_definition_errors(tmp_path / "nope", registry=False)
 
 
 def test_parsing_for_one_task_builds_only_that_dag(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -142,7 +175,7 @@ def test_parsing_for_one_task_builds_only_that_dag(tmp_path: Path, monkeypatch: 
     monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "nango_sync_sync_7")
     namespace: dict[str, object] = {}
     assert list(load_sync_dags(tmp_path, namespace)) == ["nango_sync_sync_7"]
-    assert ERRORS_DAG_ID not in namespace
+    assert list(namespace) == ["nango_sync_sync_7"]
 
 
 def test_nango_sync_builds_the_same_dag_from_python() -> None:

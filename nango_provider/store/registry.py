@@ -14,12 +14,16 @@ read, so a stored definition gives exactly the errors a YAML file would. Identif
 from __future__ import annotations
 
 import json
+import math
 import os
+import queue
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 from psycopg import sql
@@ -30,7 +34,11 @@ from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import RegistryNotConfiguredError, StoreError, SyncDefinitionError, SyncExistsError
 from nango_provider.store.schema import BOOKKEEPING_SCHEMA, REGISTRY_LOCK
 
+if TYPE_CHECKING:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
 ConnectionFactory = Callable[[], psycopg.Connection[Any]]
+PendingRead = Callable[[], "list[RegisteredSync | SyncDefinitionError]"]
 
 REGISTRY_CONN_VARIABLE: Final = "NANGO_REGISTRY_CONN_ID"
 DEFAULT_REGISTRY_CONN_ID: Final = "postgres_default"
@@ -39,6 +47,9 @@ SOURCE: Final = f"{BOOKKEEPING_SCHEMA}.{TABLE}"
 """How errors name the registry (where a YAML error names its file)."""
 CONNECT_TIMEOUT: Final = 10
 """Seconds to wait for the registry database when its connection does not set ``connect_timeout``."""
+PARSE_TIMEOUT_VARIABLE: Final = "NANGO_REGISTRY_TIMEOUT"
+DEFAULT_PARSE_TIMEOUT: Final = 1.0
+"""Seconds a parse of the DAG file waits for the registry (connecting and reading) before going on without it."""
 _COLUMNS: Final = sql.SQL("name, fields, created_at, updated_at")
 
 
@@ -58,24 +69,47 @@ def registry_conn_id() -> str:
     return os.environ.get(REGISTRY_CONN_VARIABLE) or DEFAULT_REGISTRY_CONN_ID
 
 
-def connection_factory(conn_id: str) -> ConnectionFactory:
-    """``PostgresHook(conn_id).get_conn`` (psycopg 3 on Airflow 3.3); an undefined connection is reported as such."""
+def parse_timeout() -> float:
+    """``$NANGO_REGISTRY_TIMEOUT`` (seconds, > 0), else :data:`DEFAULT_PARSE_TIMEOUT`."""
+    text = os.environ.get(PARSE_TIMEOUT_VARIABLE)
+    try:
+        value = float(text) if text else DEFAULT_PARSE_TIMEOUT
+    except ValueError:
+        return DEFAULT_PARSE_TIMEOUT
+    return value if value > 0 else DEFAULT_PARSE_TIMEOUT
+
+
+def connection_factory(
+    conn_id: str, *, connect_timeout: int = CONNECT_TIMEOUT, statement_timeout: float | None = None
+) -> ConnectionFactory:
+    """``PostgresHook(conn_id).get_conn`` (psycopg 3 on Airflow 3.3); an undefined connection is reported as such.
+
+    ``connect_timeout`` (seconds) applies when the connection does not set its own; ``statement_timeout``
+    (seconds) bounds every statement of the session.
+    """
 
     def connect() -> psycopg.Connection[Any]:
-        from airflow.exceptions import AirflowNotFoundException
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        hook = PostgresHook(postgres_conn_id=conn_id)
-        try:
-            connection = hook.connection
-        except AirflowNotFoundException as error:
-            raise RegistryNotConfiguredError(f"{SOURCE}: the Airflow connection {conn_id!r} is not defined") from error
-        extra = connection.extra_dejson
-        if "connect_timeout" not in extra:  # libpq's default (130 s) is longer than Airflow's DAG import timeout
-            connection.extra = json.dumps({**extra, "connect_timeout": CONNECT_TIMEOUT})
+        hook = _postgres_hook(conn_id, connect_timeout, statement_timeout)
         return hook.get_conn()  # type: ignore[return-value]  # psycopg 3 on Airflow 3.3
 
     return connect
+
+
+def _postgres_hook(conn_id: str, connect_timeout: int, statement_timeout: float | None) -> PostgresHook:
+    """A ``PostgresHook`` whose Airflow connection is already looked up (the lookup is not a database call)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    options = f"-c statement_timeout={math.ceil(statement_timeout * 1000)}" if statement_timeout else None
+    hook = PostgresHook(postgres_conn_id=conn_id, options=options)
+    try:
+        connection = hook.connection
+    except AirflowNotFoundException as error:
+        raise RegistryNotConfiguredError(f"{SOURCE}: the Airflow connection {conn_id!r} is not defined") from error
+    extra = connection.extra_dejson
+    if "connect_timeout" not in extra:  # libpq's default (130 s) is longer than Airflow's DAG import timeout
+        connection.extra = json.dumps({**extra, "connect_timeout": connect_timeout})
+    return hook
 
 
 class SyncRegistry:
@@ -89,6 +123,7 @@ class SyncRegistry:
 
     def __init__(self, conn_id: str | None = None, *, connect: ConnectionFactory | None = None) -> None:
         self.conn_id = conn_id or registry_conn_id()
+        self._default_connect = connect is None
         self._connect = connect or connection_factory(self.conn_id)
 
     # -- writing --------------------------------------------------------------------------------------------
@@ -132,10 +167,44 @@ class SyncRegistry:
     def iter_definitions(self) -> Iterator[RegisteredSync | SyncDefinitionError]:
         """Each stored sync, validated on its own: the sync, or the error that refuses it (like a YAML file)."""
         for row in self._select(sql.SQL("ORDER BY name"), ()):
+            yield _validated(row)
+
+    def start_reading(self, seconds: float, name: str | None = None) -> PendingRead:
+        """Start reading the stored syncs (only ``name``'s when given) in the background; returns a function that
+        waits for them, like :meth:`iter_definitions` gives them, but never past ``seconds`` after the start.
+
+        One attempt: the Airflow connection is looked up here (raises :class:`RegistryNotConfiguredError` when it
+        is not defined), then a helper thread connects and reads with connect and statement timeouts of about
+        ``seconds`` (libpq waits at least 2 s to connect). When ``seconds`` pass first, the waiting function
+        raises :class:`StoreError` and the helper thread is left to end on its own timeouts.
+        """
+        started = time.monotonic()
+        connect = self._connect
+        if self._default_connect:
+            hook = _postgres_hook(self.conn_id, max(2, math.ceil(seconds)), statement_timeout=seconds)
+            connect = hook.get_conn  # type: ignore[assignment]  # psycopg 3 on Airflow 3.3
+        reader = SyncRegistry(self.conn_id, connect=connect)
+        where, params = (sql.SQL("WHERE name = %s"), (name,)) if name else (sql.SQL("ORDER BY name"), ())
+        outcome: queue.SimpleQueue[tuple[bool, Any]] = queue.SimpleQueue()
+
+        def read() -> None:
             try:
-                yield _registered(row)
-            except SyncDefinitionError as error:
-                yield error
+                outcome.put((True, [_validated(row) for row in reader._select(where, params)]))
+            except BaseException as error:  # handed to the waiting thread, which raises it
+                outcome.put((False, error))
+
+        threading.Thread(target=read, name="nango-registry-read", daemon=True).start()
+
+        def wait() -> list[RegisteredSync | SyncDefinitionError]:
+            try:
+                succeeded, value = outcome.get(timeout=max(0.0, started + seconds - time.monotonic()))
+            except queue.Empty:
+                raise StoreError(f"{SOURCE}: Postgres ({self.conn_id}) did not answer within {seconds:g} s") from None
+            if succeeded:
+                return list(value)
+            raise value
+
+        return wait
 
     # -- plumbing -------------------------------------------------------------------------------------------
 
@@ -181,3 +250,10 @@ def _registered(row: tuple[Any, ...]) -> RegisteredSync:
     name, fields, created_at, updated_at = row
     definition = SyncDefinition.from_mapping(name, fields, source=SOURCE)
     return RegisteredSync(name, fields, definition, created_at, updated_at)
+
+
+def _validated(row: tuple[Any, ...]) -> RegisteredSync | SyncDefinitionError:
+    try:
+        return _registered(row)
+    except SyncDefinitionError as error:
+        return error
