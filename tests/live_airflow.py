@@ -6,9 +6,12 @@ pytest session: it starts on first use and stops when the last module using it i
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -16,6 +19,7 @@ import pytest
 from psycopg.rows import dict_row
 
 from devtools.airflow_server import AirflowServer, airflow_server, wait_for
+from devtools.environment import EXAMPLES
 
 
 class _Shared:
@@ -28,11 +32,15 @@ class _Shared:
 
 @pytest.fixture(scope="session")
 def live_airflow() -> Iterator[AirflowServer]:
-    """Airflow on a free port over the embedded Postgres and the demo API (600 records per data set)."""
+    """Airflow on a free port over the embedded Postgres and the demo API (600 records per data set), reading
+    sync files from a copy of the examples' ``syncs`` folder that tests may change (:func:`syncs_folder`)."""
     if _Shared.server is None:
         stack = ExitStack()
         started = time.monotonic()
-        _Shared.server = stack.enter_context(airflow_server(api_records=600))
+        syncs = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="nango-syncs-"))) / "syncs"
+        shutil.copytree(EXAMPLES / "syncs", syncs)
+        extra_env = {"NANGO_SYNCS_PATH": str(syncs)}
+        _Shared.server = stack.enter_context(airflow_server(api_records=600, extra_env=extra_env))
         _Shared.stack = stack
         print(f"\nAirflow started in {time.monotonic() - started:.1f} s at {_Shared.server.url}")
     _Shared.users += 1
@@ -43,6 +51,11 @@ def live_airflow() -> Iterator[AirflowServer]:
         if _Shared.users == 0 and _Shared.stack is not None:
             _Shared.stack.close()
             _Shared.stack = _Shared.server = None
+
+
+def syncs_folder(server: AirflowServer) -> Path:
+    """The folder of sync files the live Airflow reads (a copy of the examples' ``syncs``)."""
+    return Path(server.env["NANGO_SYNCS_PATH"])
 
 
 def job_rows(server: AirflowServer, dag_id: str) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 ::
 
     POST   /nango/v1/syncs              create a sync (the original JSON body, plus ``name``)
-    GET    /nango/v1/syncs              every sync: definition, state, last run, recent runs
+    GET    /nango/v1/syncs              every sync: definition, state, last run, recent runs; definition errors
     GET    /nango/v1/syncs/{id}         one sync
     PUT    /nango/v1/syncs              {"action": "pause" | "resume" | "trigger" | "cancel", "sync_id": ...}
     DELETE /nango/v1/syncs/{id}         remove a sync created through the API (its table is kept)
@@ -160,7 +160,12 @@ def list_syncs(user: UserDep, session: SessionDep) -> dict[str, Any]:
     registry = SyncRegistry()
     catalog = service.load_catalog(session, registry=registry)
     entries = catalog.add_runs(session, _readable(user, session, catalog), registry.conn_id)
-    return {"syncs": [entry.as_json() for entry in entries], "total_entries": len(entries), "errors": catalog.errors}
+    return {
+        "syncs": [entry.as_json() for entry in entries],
+        "total_entries": len(entries),
+        "has_import_errors": bool(catalog.import_errors),
+        "errors": catalog.all_errors,
+    }
 
 
 @app.get(API_PREFIX + "/{sync_id}")
@@ -171,7 +176,7 @@ def get_sync(sync_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]
     catalog = service.load_catalog(session, registry=registry)
     entry = catalog.get(sync_id)
     catalog.add_runs(session, [sync_id], registry.conn_id)
-    return {**entry.as_json(), "errors": catalog.errors}
+    return {**entry.as_json(), "errors": catalog.all_errors}
 
 
 @app.put(API_PREFIX)

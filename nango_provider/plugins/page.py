@@ -193,6 +193,10 @@ function show(data) {
       "No syncs yet: add a YAML file, or POST /nango/v1/syncs.")));
   }
   const errors = (data.errors || []).map((text) => el("div", {class: "error"}, text));
+  if (data.has_import_errors) {
+    errors.unshift(el("div", {class: "error"}, el("strong", {},
+      "Sync definitions that could not be loaded (Airflow shows them under Import errors):")));
+  }
   document.getElementById("errors").replaceChildren(...errors);
   document.getElementById("updated").textContent = data.syncs.length + " syncs, updated " +
     new Date().toLocaleTimeString();

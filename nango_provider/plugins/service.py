@@ -2,7 +2,9 @@
 
 The catalog joins three sources by DAG id: the registry (syncs created through the API), the YAML folder
 (``$NANGO_SYNCS_PATH``, when the API server can read it) and Airflow's metadata (``DagModel``: every parsed
-``nango_sync_*`` DAG, paused or not). Runs come from ``nango._nango_jobs`` in each sync's database. Actions use
+``nango_sync_*`` DAG, paused or not). Definition errors come from Airflow's metadata too: the DAG processor
+stores them as the import error of ``nango_sync_errors.py`` (``ParseImportError``), which the API server reads
+wherever it runs. Runs come from ``nango._nango_jobs`` in each sync's database. Actions use
 Airflow's own internals: ``DagModel.is_paused``, ``trigger_dag``, the service that marks a run failed, and the
 priority parsing request that the "Reparse" button of the UI uses.
 """
@@ -22,9 +24,16 @@ from psycopg import sql
 from psycopg.rows import dict_row
 from sqlalchemy import func, select
 
+from nango_provider.dag_factory import ERRORS_FILE_NAME
 from nango_provider.definition import DAG_ID_PREFIX as DAG_PREFIX
 from nango_provider.definition import SyncDefinition, iter_definitions_file
-from nango_provider.exceptions import StoreError, SyncDefinitionError, SyncNotFoundError, SyncStateError
+from nango_provider.exceptions import (
+    InvalidSyncDefinitionsError,
+    StoreError,
+    SyncDefinitionError,
+    SyncNotFoundError,
+    SyncStateError,
+)
 from nango_provider.store.registry import SOURCE as REGISTRY_SOURCE
 from nango_provider.store.registry import SyncRegistry, connection_factory
 
@@ -129,10 +138,17 @@ def _schedule_text(definition: SyncDefinition | None, dag: DagInfo | None) -> st
 
 @dataclass
 class Catalog:
-    """Every sync the API server can see, and the problems it met while looking (``errors``)."""
+    """Every sync the API server can see, the problems it met while looking (``errors``) and the import errors
+    of the DAG files that build or report syncs (``import_errors``: definitions that could not be loaded)."""
 
     entries: dict[str, SyncEntry]
     errors: list[str]
+    import_errors: list[str] = field(default_factory=list)
+
+    @property
+    def all_errors(self) -> list[str]:
+        """Import errors first, then the API server's own problems (each once: both may see a bad stored sync)."""
+        return list(dict.fromkeys([*self.import_errors, *self.errors]))
 
     def get(self, name: str) -> SyncEntry:
         """The sync ``name``; raises :class:`SyncNotFoundError`."""
@@ -155,7 +171,57 @@ def load_catalog(session: Session, *, registry: SyncRegistry) -> Catalog:
     _add_yaml_syncs(entries)
     registry_read = _add_registry_syncs(entries, registry, errors)
     _add_dags(entries, dag_infos(session), deleted_api_syncs_known=registry_read)
-    return Catalog(dict(sorted(entries.items())), errors)
+    return Catalog(dict(sorted(entries.items())), errors, definition_errors(session))
+
+
+def definition_errors(session: Session) -> list[str]:
+    """The import errors Airflow recorded for ``nango_sync_errors.py`` (every sync definition that could not be
+    loaded, one line each) and for any DAG file of sync DAGs; empty when every definition loads."""
+    from airflow.models.errors import ParseImportError
+
+    sync_files = set(session.execute(_sync_dag_files()).tuples())
+    found: list[str] = []
+    query = select(ParseImportError.bundle_name, ParseImportError.filename, ParseImportError.stacktrace)
+    for bundle_name, filename, stacktrace in session.execute(query.order_by(ParseImportError.filename)):
+        if filename is None:
+            continue
+        if _is_errors_file(filename):
+            found.extend(_reported_lines(filename, stacktrace or ""))
+        elif (bundle_name, filename) in sync_files:
+            found.append(f"{filename}: import error: {_last_line(stacktrace or '')}")
+    return found
+
+
+def _is_errors_file(relative_fileloc: str) -> bool:
+    return Path(relative_fileloc).name == ERRORS_FILE_NAME
+
+
+def _sync_dag_files() -> Any:
+    """``(bundle_name, relative_fileloc)`` of every file that holds, or held, a sync DAG."""
+    from airflow.models.dag import DagModel
+
+    return (
+        select(DagModel.bundle_name, DagModel.relative_fileloc)
+        .where(DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))
+        .distinct()
+    )
+
+
+_REPORTED: Final = f"{InvalidSyncDefinitionsError.__module__}.{InvalidSyncDefinitionsError.__qualname__}: "
+
+
+def _reported_lines(filename: str, stacktrace: str) -> list[str]:
+    """The problems of an :class:`InvalidSyncDefinitionsError` from the stored traceback (or bare message)."""
+    if _REPORTED in stacktrace:
+        return InvalidSyncDefinitionsError.lines_of(stacktrace.rpartition(_REPORTED)[2])
+    if stacktrace.startswith("Traceback"):  # the file failed for another reason
+        return [f"{filename}: import error: {_last_line(stacktrace)}"]
+    return InvalidSyncDefinitionsError.lines_of(stacktrace)
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else "(no detail)"
 
 
 def _add_yaml_syncs(entries: dict[str, SyncEntry]) -> None:
@@ -350,7 +416,8 @@ def cancel(session: Session, dag_id: str) -> list[str]:
 
 
 def request_reparse(session: Session) -> bool:
-    """Ask the DAG processor to parse, now, the DAG files that hold sync DAGs; whether there was one to ask for.
+    """Ask the DAG processor to parse, now, the DAG files that hold sync DAGs (and ``nango_sync_errors.py`` while
+    it reports errors); whether there was one to ask for.
 
     It is what ``PUT /api/v2/parseDagFile/{file_token}`` does: a ``DagPriorityParsingRequest`` per file.
     Before the first sync DAG exists no file is known, and the file is picked up at its next regular parse
@@ -358,14 +425,19 @@ def request_reparse(session: Session) -> bool:
     """
     from airflow.models.dag import DagModel
     from airflow.models.dagbag import DagPriorityParsingRequest
+    from airflow.models.errors import ParseImportError
 
-    files = session.execute(
-        select(DagModel.bundle_name, DagModel.relative_fileloc)
-        .where(~DagModel.is_stale, DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))
-        .distinct()
-    ).all()
+    files: list[tuple[str | None, str | None]] = list(
+        session.execute(
+            select(DagModel.bundle_name, DagModel.relative_fileloc)
+            .where(~DagModel.is_stale, DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))
+            .distinct()
+        ).tuples()
+    )
+    failing = session.execute(select(ParseImportError.bundle_name, ParseImportError.filename)).tuples()
+    files += [(bundle, name) for bundle, name in failing if name is not None and _is_errors_file(name)]
     for bundle_name, relative_fileloc in files:
-        if relative_fileloc is None:
+        if bundle_name is None or relative_fileloc is None:
             continue
         pending = select(DagPriorityParsingRequest.id).where(
             DagPriorityParsingRequest.bundle_name == bundle_name,
