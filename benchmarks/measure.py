@@ -8,6 +8,7 @@ the last line of stdout, ``RESULT {json}``, with at least ``seconds`` and ``rss_
 from __future__ import annotations
 
 import json
+import logging
 import os
 import resource
 import sys
@@ -225,18 +226,34 @@ def _with_password(uri: str) -> str:
 
 
 def measure_parse_ours(params: Params) -> Result:
-    """After ``import airflow.sdk``: import ``nango_provider.dag_factory``, then ``load_sync_dags(folder)``."""
+    """After ``import airflow.sdk``: import ``nango_provider.dag_factory``, then ``load_sync_dags(folder)``, which
+    reads the registry of API-created syncs as in a deployment (the run fails if the registry was not read)."""
     import airflow.sdk  # noqa: F401  # not timed: every DAG file pays it
 
+    _expect(bool(os.environ.get("AIRFLOW_CONN_POSTGRES_DEFAULT")), "no registry connection: the default path reads it")
+    problems = _ProblemLog()
     started = time.perf_counter()
     from nango_provider.dag_factory import load_sync_dags
 
     imported = time.perf_counter()
     dags = load_sync_dags(params["folder"])
     ended = time.perf_counter()
+    _expect(not problems.messages, f"parsing reported problems: {problems.messages}")
     _expect(len(dags) == params["expect"], f"built {len(dags)} DAGs, expected {params['expect']}")
     tasks = sum(len(dag.task_dict) for dag in dags.values())
     return {"seconds": ended - imported, "import_seconds": imported - started, "dags": len(dags), "tasks": tasks}
+
+
+class _ProblemLog(logging.Handler):
+    """Collects the warnings of the DAG factory (an unreachable registry, invalid definitions)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+        logging.getLogger("nango_provider.dag_factory").addHandler(self)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
 
 
 def measure_parse_dagfactory(params: Params) -> Result:
