@@ -122,6 +122,7 @@ def test_an_invalid_definition_hides_no_valid_sync_and_is_shown_until_fixed(live
         for dag_id in ("nango_sync_isolation_ok", "nango_sync_isolation_api", "nango_sync_pokemon"):
             dag = airflow.get(f"/api/v2/dags/{dag_id}")
             assert dag["is_stale"] is False and dag["has_import_errors"] is False, dag
+        assert airflow.get("/api/v2/dags/nango_sync_pokemon")["next_dagrun_run_after"] is not None  # scheduled
         live_airflow.wait_for_dag("nango_sync_isolation_neighbour")  # the valid sync of the broken file
 
         listed = airflow.get("/nango/v1/syncs")
