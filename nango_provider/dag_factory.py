@@ -247,7 +247,7 @@ def _definition_files(root: Path) -> Iterable[Path]:
 def _may_define(path: Path, dag_id: str) -> bool:
     """Cheap text check before parsing YAML, so building one DAG out of many files stays fast."""
     name = dag_id.removeprefix(DAG_ID_PREFIX)
-    return name != dag_id and name in path.read_text(encoding="utf-8")
+    return name != dag_id and name.encode() in path.read_bytes()  # bytes: a file that is not UTF-8 is no error here
 
 
 def _params(definition: SyncDefinition) -> dict[str, Param]:

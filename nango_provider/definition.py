@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import json
 import math
 import re
 from collections.abc import Iterator, Mapping
@@ -27,6 +28,7 @@ from nango_provider.redaction import redact_json, redact_mapping, redact_url
 SYNC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER_LENGTH: Final = 63
+"""Postgres truncates longer identifiers, so two longer names could land in one table."""
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE")
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 """Methods whose cursor travels in the JSON body; every method may send a body, but GET and DELETE page by query."""
@@ -45,6 +47,40 @@ _DURATION_UNITS: Final = {
     **dict.fromkeys(("d", "day", "days"), "days"),
     **dict.fromkeys(("w", "week", "weeks"), "weeks"),
 }
+
+
+# -- limits: every one is documented in docs/reference.md ("Limits") ----------------------------------------
+MAX_SYNC_NAME_LENGTH: Final = MAX_IDENTIFIER_LENGTH
+"""The default table ``nango.<name>`` must be one Postgres identifier; the DAG id is then at most 74 characters."""
+MAX_BIGINT: Final = 2**63 - 1
+"""Integers anywhere in a definition fit a Postgres ``bigint`` (and Airflow's serializer, which stops at 2**64)."""
+MAX_REQUEST_RETRIES: Final = 100
+MAX_PAGES_LIMIT: Final = 100_000_000
+MAX_REQUEST_TIMEOUT: Final = 3_600.0
+MAX_BACKOFF_SECONDS: Final = 60.0
+MAX_RETRY_SECONDS: Final = 86_400.0
+MIN_FREQUENCY: Final = timedelta(minutes=1)
+"""Shorter schedules (and ``@continuous``, and cron with a seconds field) need ``allow_short_frequency: true``."""
+MAX_FREQUENCY: Final = timedelta(days=366)
+MAX_FREQUENCY_TEXT: Final = 100
+MAX_JSON_DEPTH: Final = 32
+"""How deeply ``body``, ``headers`` and ``query_params`` (and any other field) may nest."""
+MAX_JSON_VALUES: Final = 20_000
+"""How many values (scalars, lists, mappings) one field may hold."""
+MAX_BODY_BYTES: Final = 65_536
+MAX_HEADERS_BYTES: Final = 16_384
+MAX_QUERY_BYTES: Final = 16_384
+MAX_URL_LENGTH: Final = 8_192
+MAX_PATH_LENGTH: Final = 1_024
+MAX_CONN_ID_LENGTH: Final = 250
+CONN_ID = re.compile(r"^[\w#!()\-.:/\\]+$")
+"""What Airflow accepts as a connection id (``airflow.models.connection.RE_SANITIZE_CONN_ID``)."""
+HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
+"""An HTTP header name is a token (RFC 9110)."""
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+RESERVED_SCHEMAS: Final = frozenset({"information_schema", "pg_catalog", "pg_toast"})
+"""Besides these, every schema starting with ``pg_`` is refused."""
 
 Schedule = timedelta | str | None
 """What ``frequency`` becomes: a duration, a cron expression or preset, or ``None`` (triggered only)."""
@@ -74,6 +110,7 @@ class SyncDefinition:
     request_backoff_seconds: float = 1.0  # first wait between retries; doubles each time (with jitter), max 60 s
     request_timeout: float = 60.0  # seconds to connect and to wait for each response
     max_pages: int = 100_000  # hard limit on pages in one run: an endless pagination fails here
+    allow_short_frequency: bool = False  # allow schedules more frequent than once a minute (and ``@continuous``)
 
     @property
     def dag_id(self) -> str:
@@ -126,6 +163,7 @@ class SyncDefinition:
 
 
 FIELD_NAMES: Final = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name != "name")
+_FIELD_SIZES: Final = {"body": MAX_BODY_BYTES, "headers": MAX_HEADERS_BYTES, "query_params": MAX_QUERY_BYTES}
 
 
 class _Validator:
@@ -139,11 +177,11 @@ class _Validator:
         return SyncDefinitionError(self.name, field_name, message, source=self.source)
 
     def build(self, fields: Mapping[str, Any]) -> SyncDefinition:
-        if not isinstance(self.name, str) or not SYNC_NAME.fullmatch(self.name):
-            raise self.fail(None, "a sync name must match ^[a-z][a-z0-9_]*$ (lowercase, digits, underscores)")
+        self.check_name()
         if not isinstance(fields, Mapping):
             raise self.fail(None, f"expected a mapping of fields, got {type(fields).__name__}")
         self.refuse_unknown(fields)
+        self.check_values(fields)
         if fields.get("url") is None:
             raise self.fail("url", "is required")
         values = {key: value for key, value in fields.items() if value is not None or key == "frequency"}
@@ -155,24 +193,50 @@ class _Validator:
             method=method,
             headers=self.headers(values.get("headers")),
             query_params=self.query_params(values.get("query_params")),
-            body=self.body(values.get("body")),
+            body=values.get("body"),  # JSON types, nesting and size: checked with every field in check_values
             response_path=self.path(values, "response_path"),
             unique_key=self.path(values, "unique_key", dot_only=True),
             paging_request_path=self.path(values, "paging_request_path", dot_only=True),
             paging_response_path=self.path(values, "paging_response_path"),
-            frequency=self.frequency(values.get("frequency", DEFAULT_FREQUENCY)),
+            frequency=self.frequency(values.get("frequency", DEFAULT_FREQUENCY), self.allow_short_frequency(values)),
             table=self.table(values.get("table")),
             http_conn_id=http_conn_id,
             postgres_conn_id=self.optional_text(values, "postgres_conn_id") or "postgres_default",
-            max_total=self.positive_int(values, "max_total"),
-            request_retries=self.positive_int(values, "request_retries", minimum=0, default=5),
-            request_retry_max_seconds=self.positive_number(values, "request_retry_max_seconds", 300.0),
-            request_backoff_seconds=self.positive_number(values, "request_backoff_seconds", 1.0),
-            request_timeout=self.positive_number(values, "request_timeout", 60.0),
-            max_pages=self.positive_int(values, "max_pages", default=100_000),
+            max_total=self.positive_int(values, "max_total", maximum=MAX_BIGINT),
+            request_retries=self.positive_int(
+                values, "request_retries", minimum=0, maximum=MAX_REQUEST_RETRIES, default=5
+            ),
+            request_retry_max_seconds=self.positive_number(
+                values, "request_retry_max_seconds", 300.0, maximum=MAX_RETRY_SECONDS
+            ),
+            request_backoff_seconds=self.positive_number(
+                values, "request_backoff_seconds", 1.0, maximum=MAX_BACKOFF_SECONDS
+            ),
+            request_timeout=self.positive_number(values, "request_timeout", 60.0, maximum=MAX_REQUEST_TIMEOUT),
+            max_pages=self.positive_int(values, "max_pages", maximum=MAX_PAGES_LIMIT, default=100_000),
+            allow_short_frequency=self.allow_short_frequency(values),
         )
         self.check_paging(definition)
         return definition
+
+    def check_name(self) -> None:
+        if not isinstance(self.name, str) or not SYNC_NAME.fullmatch(self.name):
+            raise self.fail(None, "a sync name must match ^[a-z][a-z0-9_]*$ (lowercase, digits, underscores)")
+        if len(self.name) > MAX_SYNC_NAME_LENGTH:
+            raise self.fail(
+                None,
+                f"a sync name has at most {MAX_SYNC_NAME_LENGTH} characters (its table nango.<name> is a Postgres "
+                f"identifier), got {len(self.name)}",
+            )
+
+    def check_values(self, fields: Mapping[str, Any]) -> None:
+        """Every field, whatever its type: nesting, size, and only values that JSON and Postgres can carry."""
+        for key, value in fields.items():
+            problem = _json_problem(value, strict=key == "body")
+            if problem is None and key in _FIELD_SIZES:
+                problem = _size_problem(value, _FIELD_SIZES[key])
+            if problem is not None:
+                raise self.fail(str(key), problem)
 
     def refuse_unknown(self, fields: Mapping[str, Any]) -> None:
         for key in fields:
@@ -190,6 +254,7 @@ class _Validator:
     def url(self, value: Any, http_conn_id: str | None) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail("url", f"expected a non-empty string, got {value!r}")
+        self.check_text("url", value, MAX_URL_LENGTH)
         if "{{" in value:
             return value  # templated: checked again once Airflow has rendered it
         shown = redact_url(value)
@@ -215,7 +280,18 @@ class _Validator:
         for key, item in mapping.items():
             if not isinstance(item, str | int | float) or isinstance(item, bool):
                 raise self.fail("headers", f"header {key!r}: expected a string value, got {type(item).__name__}")
+            self.check_header(str(key), str(item))
         return {str(key): str(item) for key, item in mapping.items()}
+
+    def check_header(self, name: str, value: str) -> None:
+        if not HEADER_NAME.fullmatch(name):
+            raise self.fail(
+                "headers", f"header {name!r}: a header name is letters, digits and !#$%&'*+-.^_`|~ (no spaces)"
+            )
+        if _CONTROL.search(value):
+            raise self.fail("headers", f"header {name!r}: a header value cannot hold control characters (CR, LF, ...)")
+        if value[:1].isspace():
+            raise self.fail("headers", f"header {name!r}: a header value cannot start with a space")
 
     def query_params(self, value: Any) -> dict[str, Any]:
         mapping = self.mapping("query_params", value)
@@ -225,6 +301,9 @@ class _Validator:
                 raise self.fail(
                     "query_params", f"parameter {key!r}: expected a scalar or a list of scalars, got {item!r}"
                 )
+            texts = [str(key), *(one for one in items if isinstance(one, str))]
+            if any(_CONTROL.search(text) for text in texts):
+                raise self.fail("query_params", f"parameter {key!r}: cannot hold control characters (CR, LF, ...)")
         return {str(key): _query_value(item) for key, item in mapping.items()}
 
     def mapping(self, field_name: str, value: Any) -> Mapping[str, Any]:
@@ -234,17 +313,13 @@ class _Validator:
             raise self.fail(field_name, f"expected a mapping of names to values, got {type(value).__name__}")
         return value
 
-    def body(self, value: Any) -> Any:
-        if not _is_json(value):
-            raise self.fail("body", "expected JSON-encodable data (mappings, lists, strings, numbers, booleans)")
-        return value
-
     def path(self, values: Mapping[str, Any], field_name: str, *, dot_only: bool = False) -> str | None:
         value = values.get(field_name)
         if value is None:
             return None
         if not isinstance(value, str):
             raise self.fail(field_name, f"expected a path string, got {type(value).__name__}")
+        self.check_text(field_name, value, MAX_PATH_LENGTH)
         try:
             compiled = compile_path(value)
         except PathError as error:
@@ -253,11 +328,26 @@ class _Validator:
             raise self.fail(field_name, f"expected a dot path such as 'id' or 'paging.next.after', got {value!r}")
         return value
 
-    def frequency(self, value: Any) -> Schedule:
+    def frequency(self, value: Any, allow_short: bool) -> Schedule:
+        if isinstance(value, str):
+            self.check_text("frequency", value, MAX_FREQUENCY_TEXT)
         try:
-            return parse_frequency(value)
+            schedule = parse_frequency(value)
         except ValueError as error:
             raise self.fail("frequency", str(error)) from None
+        if not allow_short and _is_short(schedule):
+            raise self.fail(
+                "frequency",
+                f"{value!r} runs more often than once a minute: every run starts a task and queries Postgres; "
+                "write a longer frequency, or set allow_short_frequency: true if you mean it",
+            )
+        return schedule
+
+    def allow_short_frequency(self, values: Mapping[str, Any]) -> bool:
+        value = values.get("allow_short_frequency", False)
+        if not isinstance(value, bool):
+            raise self.fail("allow_short_frequency", f"expected true or false, got {value!r}")
+        return value
 
     def table(self, value: Any) -> str | None:
         if value is None:
@@ -274,28 +364,63 @@ class _Validator:
             )
         if parts[-1].startswith("_nango_"):
             raise self.fail("table", f"names starting with '_nango_' are reserved for bookkeeping, got {value!r}")
+        self.check_schema(parts[0] if len(parts) == 2 else DEFAULT_SCHEMA, parts[-1])
         return str(value)
+
+    def check_schema(self, schema: str, table: str) -> None:
+        """System schemas are Postgres'; in ``nango`` each table ``nango.<name>`` belongs to the sync ``<name>``."""
+        if schema.lower() in RESERVED_SCHEMAS or schema.lower().startswith("pg_"):
+            raise self.fail("table", f"schema {schema!r} belongs to Postgres: write a schema of your own")
+        if schema == DEFAULT_SCHEMA and table != self.name:
+            raise self.fail(
+                "table",
+                f"{DEFAULT_SCHEMA}.{table} is the default table of the sync named {table!r}: in schema "
+                f"{DEFAULT_SCHEMA!r} a sync may only use its own table ({DEFAULT_SCHEMA}.{self.name}); "
+                "write another schema",
+            )
 
     def optional_text(self, values: Mapping[str, Any], field_name: str) -> str | None:
         value = values.get(field_name)
         if value is not None and (not isinstance(value, str) or not value.strip()):
             raise self.fail(field_name, f"expected a connection id (a non-empty string), got {value!r}")
+        if value is not None and (len(value) > MAX_CONN_ID_LENGTH or not CONN_ID.fullmatch(value)):
+            raise self.fail(
+                field_name,
+                f"expected an Airflow connection id (at most {MAX_CONN_ID_LENGTH} letters, digits and "
+                f"_#!()-.:/\\), got {value[:80]!r}",
+            )
         return value
 
+    def check_text(self, field_name: str, value: str, limit: int) -> None:
+        if len(value) > limit:
+            raise self.fail(field_name, f"expected at most {limit} characters, got {len(value)}")
+        if _CONTROL.search(value):
+            raise self.fail(field_name, "cannot hold control characters (CR, LF, tab, ...)")
+
     def positive_int(
-        self, values: Mapping[str, Any], field_name: str, *, minimum: int = 1, default: int | None = None
+        self,
+        values: Mapping[str, Any],
+        field_name: str,
+        *,
+        minimum: int = 1,
+        maximum: int,
+        default: int | None = None,
     ) -> Any:
         value = values.get(field_name, default)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
             raise self.fail(field_name, f"expected an integer >= {minimum}, got {value!r}")
+        if value > maximum:
+            raise self.fail(field_name, f"expected an integer <= {maximum:_}, got {value!r}")
         return value
 
-    def positive_number(self, values: Mapping[str, Any], field_name: str, default: float) -> float:
+    def positive_number(self, values: Mapping[str, Any], field_name: str, default: float, *, maximum: float) -> float:
         value = values.get(field_name, default)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
             raise self.fail(field_name, f"expected a number of seconds > 0, got {value!r}")
+        if value > maximum:
+            raise self.fail(field_name, f"expected a number of seconds <= {maximum:g}, got {value!r}")
         return float(value)
 
     def check_paging(self, definition: SyncDefinition) -> None:
@@ -329,14 +454,82 @@ def _query_value(value: Any) -> Any:
     return value
 
 
-def _is_json(value: Any) -> bool:
-    if value is None or isinstance(value, str | int | float | bool):
+def _json_problem(value: Any, *, strict: bool) -> str | None:
+    """What in ``value`` cannot travel as JSON or be stored in Postgres ``jsonb``, and where; ``None`` if nothing.
+
+    Walks without recursion, so no nesting can overflow the stack. Refused: nesting deeper than
+    :data:`MAX_JSON_DEPTH`, more than :data:`MAX_JSON_VALUES` values, NaN and infinities, numbers beyond a
+    ``bigint``, NUL characters and unpaired surrogates in strings and keys. With ``strict``, also anything
+    that is not a mapping with string keys, a list, a string, a number, a boolean or null.
+    """
+    pending: list[tuple[Any, str, int]] = [(value, "", 0)]
+    count = 0
+    while pending:
+        item, where, depth = pending.pop()
+        count += 1
+        if count > MAX_JSON_VALUES:
+            return f"holds more than {MAX_JSON_VALUES:_} values"
+        if depth > MAX_JSON_DEPTH:
+            return f"is nested more than {MAX_JSON_DEPTH} levels deep (at {where})"
+        problem = _scalar_problem(item, strict=strict)
+        if problem is None and isinstance(item, Mapping):
+            for key, child in item.items():
+                problem = _key_problem(key, strict=strict)
+                if problem is not None:
+                    problem = f"key {str(key)[:40]!r}: {problem}"
+                    break
+                pending.append((child, f"{where}.{key}" if where else str(key), depth + 1))
+        elif problem is None and isinstance(item, list | tuple):
+            pending.extend((child, f"{where}[{index}]", depth + 1) for index, child in enumerate(item))
+        if problem is not None:
+            return f"{problem} (at {where})" if where else problem
+    return None
+
+
+def _scalar_problem(item: Any, *, strict: bool) -> str | None:
+    if isinstance(item, str):
+        return _text_problem(item)
+    if item is None or isinstance(item, bool | Mapping | list | tuple):
+        return None
+    if isinstance(item, int):
+        return None if -MAX_BIGINT - 1 <= item <= MAX_BIGINT else "an integer beyond a 64-bit bigint"
+    if isinstance(item, float):
+        if not math.isfinite(item):
+            return f"{item!r}: NaN and infinities are not JSON"
+        return None if abs(item) <= MAX_BIGINT else "a number beyond a 64-bit bigint"
+    if strict:
+        return f"expected JSON-encodable data (mappings, lists, strings, numbers, booleans), got {type(item).__name__}"
+    return None
+
+
+def _key_problem(key: Any, *, strict: bool) -> str | None:
+    if isinstance(key, str):
+        return _text_problem(key)
+    return f"expected JSON-encodable data: mapping keys are strings, got {type(key).__name__}" if strict else None
+
+
+def _text_problem(text: str) -> str | None:
+    if "\x00" in text:
+        return "a NUL character (\\u0000), which Postgres cannot store"
+    if _SURROGATE.search(text):
+        return "an unpaired surrogate, which is not Unicode text"
+    return None
+
+
+def _size_problem(value: Any, limit: int) -> str | None:
+    """Whether ``value`` (already checked by :func:`_json_problem`) takes more than ``limit`` bytes as JSON."""
+    size = len(json.dumps(value, ensure_ascii=False, default=str).encode())
+    return f"takes {size:_} bytes as JSON, more than the limit of {limit:_}" if size > limit else None
+
+
+def _is_short(schedule: Schedule) -> bool:
+    """Whether ``schedule`` runs more often than :data:`MIN_FREQUENCY` (once a minute)."""
+    if isinstance(schedule, timedelta):
+        return schedule < MIN_FREQUENCY
+    if schedule == "@continuous":
         return True
-    if isinstance(value, Mapping):
-        return all(isinstance(key, str) and _is_json(item) for key, item in value.items())
-    if isinstance(value, list | tuple):
-        return all(_is_json(item) for item in value)
-    return False
+    fields = schedule.split() if isinstance(schedule, str) else []
+    return len(fields) == 6 and not fields[5].isdigit()  # croniter's sixth field is seconds
 
 
 def parse_frequency(value: Any) -> Schedule:
@@ -349,7 +542,7 @@ def parse_frequency(value: Any) -> Schedule:
     if isinstance(value, timedelta):
         if value <= timedelta(0):
             raise ValueError(f"expected a positive duration, got {value}")
-        return value
+        return _bounded(value, value)
     if not isinstance(value, str) or not value.strip():
         raise ValueError(
             f"expected a duration ('15m', '1h', '90 minutes', '1 day'), a cron expression, an Airflow preset "
@@ -364,15 +557,24 @@ def parse_frequency(value: Any) -> Schedule:
         if amount <= 0:
             raise ValueError(f"expected a positive duration, got {value!r}")
         try:
-            return timedelta(**{_DURATION_UNITS[duration.group(2).lower()]: amount})
+            return _bounded(timedelta(**{_DURATION_UNITS[duration.group(2).lower()]: amount}), value)
         except OverflowError:
-            raise ValueError(f"expected a duration of less than a million years, got {value!r}") from None
+            return _bounded(timedelta.max, value)
     if _is_cron(text):
         return text
     raise ValueError(
         f"expected a duration ('15m', '1h', '90 minutes', '1 day'), a cron expression ('*/15 * * * *') or an "
         f"Airflow preset ({', '.join(sorted(SCHEDULE_PRESETS))}), got {value!r}"
     )
+
+
+def _bounded(duration: timedelta, written: Any) -> timedelta:
+    if duration > MAX_FREQUENCY:
+        raise ValueError(
+            f"expected a duration of at most {MAX_FREQUENCY.days} days (use a cron expression or null for rarer "
+            f"runs), got {written!r}"
+        )
+    return duration
 
 
 def _is_cron(text: str) -> bool:
@@ -384,7 +586,9 @@ def _is_cron(text: str) -> bool:
 def _read_syncs(path: str | Path) -> Mapping[Any, Any]:
     source = str(path)
     try:
-        document = yaml.load(Path(path).read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
+        text = Path(path).read_text(encoding="utf-8")
+        _refuse_aliases(text)
+        document = yaml.load(text, Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as error:
         raise SyncDefinitionError("?", None, f"not UTF-8 text: {error}", source=source) from None
     except yaml.YAMLError as error:
@@ -410,6 +614,23 @@ def iter_definitions_file(path: str | Path) -> Iterator[SyncDefinition | SyncDef
             yield SyncDefinition.from_mapping(str(name), fields or {}, source=source)
         except SyncDefinitionError as error:
             yield error
+
+
+def _refuse_aliases(text: str) -> None:
+    """YAML aliases (``*name``, ``<<: *name``) are refused: a few of them can expand into gigabytes.
+
+    Without an anchor (``&name``) there can be no alias, so the event scan only runs when ``&`` appears.
+    """
+    if "&" not in text:
+        return
+    for event in yaml.parse(text, Loader=_UniqueKeyLoader):
+        if isinstance(event, yaml.AliasEvent):
+            where = event.start_mark
+            line = f"line {where.line + 1}, column {where.column + 1}" if where else "?"
+            raise yaml.YAMLError(
+                f"the alias *{event.anchor} ({line}): anchors and aliases are not supported in sync files, "
+                "write each value out"
+            )
 
 
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]

@@ -142,7 +142,12 @@ def test_frequency_null_means_triggered_only() -> None:
 
 @pytest.mark.parametrize(
     ("table", "expected"),
-    [("x", ("nango", "x")), ("schema.x", ("schema", "x")), ("a.b", ("a", "b")), ("b", ("nango", "b"))],
+    [
+        ("demo", ("nango", "demo")),
+        ("schema.x", ("schema", "x")),
+        ("a.b", ("a", "b")),
+        ("nango.demo", ("nango", "demo")),
+    ],
 )
 def test_qualified_table(table: str, expected: tuple[str, str]) -> None:
     definition = build({"url": URL, "table": table})
@@ -152,7 +157,7 @@ def test_qualified_table(table: str, expected: tuple[str, str]) -> None:
 
 
 def test_table_name_of_63_characters_is_accepted() -> None:
-    assert build({"url": URL, "table": "t" * 63}).table_name == "t" * 63
+    assert build({"url": URL, "table": "raw." + "t" * 63}).table_name == "t" * 63
 
 
 @pytest.mark.parametrize(
@@ -399,7 +404,7 @@ def test_bad_seconds(field: str, value: Any, shown: str) -> None:
 
 
 def test_nan_seconds_are_refused() -> None:
-    refused({"url": URL, "request_timeout": float("nan")}, "request_timeout", "expected a number of seconds > 0")
+    refused({"url": URL, "request_timeout": float("nan")}, "request_timeout", "nan: NaN and infinities are not JSON")
 
 
 @pytest.mark.parametrize("field", ["http_conn_id", "postgres_conn_id"])

@@ -22,7 +22,7 @@ from nango_provider.exceptions import NangoError, SyncDefinitionError
 if TYPE_CHECKING:
     from nango_provider.engine import Cancellation
 
-_FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency"})
+_FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency", "allow_short_frequency"})
 OPERATOR_FIELDS = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in _FIELDS_NOT_FOR_TASKS)
 _Execute = Callable[["NangoSyncOperator", Any], dict[str, int]]
 
