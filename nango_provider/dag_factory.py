@@ -124,21 +124,14 @@ def find_syncs(folder: str | Path | None = None, *, registry: bool = True, wante
     root = _syncs_folder(folder)
     found = FoundSyncs()
     pending = _start_registry_read(wanted) if registry else None
-    sources: dict[str, Path | str] = {}
+    claims = _Claims()
     for path, definition in _definitions_under(root, wanted, found.errors):
-        if definition.dag_id in sources:
-            found.errors.append(f"{path}: sync {definition.name!r} is already defined in {sources[definition.dag_id]}")
-            continue
-        sources[definition.dag_id] = path
-        found.definitions.append((definition, False))
-    if pending is not None and not (wanted and wanted in sources):
+        if claims.claim(definition, path, found.errors):
+            found.definitions.append((definition, False))
+    if pending is not None and not (wanted and wanted in claims.names):
         for definition in _registry_definitions(pending, found):
-            if definition.dag_id in sources:
-                where = sources[definition.dag_id]
-                found.errors.append(f"{REGISTRY_SOURCE}: sync {definition.name!r} is already defined in {where}")
-                continue
-            sources[definition.dag_id] = REGISTRY_SOURCE
-            found.definitions.append((definition, True))
+            if claims.claim(definition, REGISTRY_SOURCE, found.errors):
+                found.definitions.append((definition, True))
     if not root.is_dir():
         found.errors.append(f"{root}: the folder of sync definitions ({SYNCS_PATH_VARIABLE}) does not exist")
     return found
@@ -189,6 +182,33 @@ def _syncs_folder(folder: str | Path | None) -> Path:
     if not location:
         raise NangoError(f"no folder of sync definitions: pass one, or set {SYNCS_PATH_VARIABLE}")
     return Path(location)
+
+
+@dataclass
+class _Claims:
+    """The sync names and the tables already taken while loading, and where they were defined."""
+
+    names: dict[str, Path | str] = field(default_factory=dict)
+    tables: dict[tuple[str, str, str], tuple[str, Path | str]] = field(default_factory=dict)
+
+    def claim(self, definition: SyncDefinition, source: Path | str, errors: list[str]) -> bool:
+        """Whether ``definition``'s name and table are still free (both are then taken); if not, ``errors`` says
+        which sync has them. Tables are told apart by connection id, schema and name: sync names and table names
+        are at most 63 bytes, so Postgres never truncates two of them into one."""
+        if definition.dag_id in self.names:
+            errors.append(f"{source}: sync {definition.name!r} is already defined in {self.names[definition.dag_id]}")
+            return False
+        key = definition.table_key
+        if key in self.tables:
+            owner, where = self.tables[key]
+            errors.append(
+                f"{source}: sync {definition.name!r} writes to {'.'.join(key[1:])} ({key[0]}), which is the table "
+                f"of sync {owner!r} in {where}: every sync needs a table of its own"
+            )
+            return False
+        self.names[definition.dag_id] = source
+        self.tables[key] = (definition.name, source)
+        return True
 
 
 def _definitions_under(root: Path, wanted: str | None, errors: list[str]) -> Iterator[tuple[Path, SyncDefinition]]:

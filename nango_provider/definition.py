@@ -136,6 +136,11 @@ class SyncDefinition:
         return schema or DEFAULT_SCHEMA, table
 
     @property
+    def table_key(self) -> tuple[str, str, str]:
+        """``(postgres_conn_id, schema, table)``: two syncs with the same key would write to one table."""
+        return (self.postgres_conn_id, *self.qualified_table)
+
+    @property
     def records_path(self) -> str:
         """The path of the records in a response (``results`` when ``response_path`` is not set)."""
         return self.response_path or "results"

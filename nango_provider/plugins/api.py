@@ -148,10 +148,20 @@ def create_sync(body: Annotated[dict[str, Any], Body()], user: UserDep, session:
 
 
 def _refuse_taken_name(session: SessionDep, definition: SyncDefinition) -> None:
-    """409 when a YAML file or a DAG file already defines a sync with this name (the registry checks itself)."""
-    entry = service.load_catalog(session, registry=SyncRegistry()).entries.get(definition.name)
+    """409 when a YAML file or a DAG file already defines a sync with this name (the registry checks itself);
+    422 when another sync already writes to the table."""
+    catalog = service.load_catalog(session, registry=SyncRegistry())
+    entry = catalog.entries.get(definition.name)
     if entry is not None:
         raise SyncExistsError(definition.name, entry.defined_in or entry.source)
+    owner = catalog.owner_of_table(definition)
+    if owner is not None:
+        raise SyncDefinitionError(
+            definition.name,
+            "table",
+            f"{'.'.join(definition.qualified_table)} is the table of sync {owner.name!r} "
+            f"({owner.defined_in or owner.source}): every sync needs a table of its own",
+        )
 
 
 @app.get(API_PREFIX)

@@ -156,6 +156,17 @@ class Catalog:
             raise SyncNotFoundError(name)
         return self.entries[name]
 
+    def owner_of_table(self, definition: SyncDefinition) -> SyncEntry | None:
+        """The sync, other than ``definition``'s, whose records land in the same table, if there is one."""
+        for entry in self.entries.values():
+            if (
+                entry.definition
+                and entry.name != definition.name
+                and entry.definition.table_key == definition.table_key
+            ):
+                return entry
+        return None
+
     def add_runs(self, session: Session, names: Iterable[str], default_conn_id: str) -> list[SyncEntry]:
         """Fill in the recent runs and the latest DAG run of the syncs ``names``; returns those entries."""
         chosen = {name: self.entries[name] for name in names}
