@@ -54,6 +54,8 @@ MAX_SYNC_NAME_LENGTH: Final = MAX_IDENTIFIER_LENGTH
 """The default table ``nango.<name>`` must be one Postgres identifier; the DAG id is then at most 74 characters."""
 MAX_BIGINT: Final = 2**63 - 1
 """Integers anywhere in a definition fit a Postgres ``bigint`` (and Airflow's serializer, which stops at 2**64)."""
+MAX_FLOAT: Final = 1e16
+"""Non-integral numbers stay below this: from 1e16 on, Postgres' jsonb gives them back as integers."""
 MAX_REQUEST_RETRIES: Final = 100
 MAX_PAGES_LIMIT: Final = 100_000_000
 MAX_REQUEST_TIMEOUT: Final = 3_600.0
@@ -497,11 +499,12 @@ def _scalar_problem(item: Any, *, strict: bool) -> str | None:
     if item is None or isinstance(item, bool | Mapping | list | tuple):
         return None
     if isinstance(item, int):
-        return None if -MAX_BIGINT - 1 <= item <= MAX_BIGINT else "an integer beyond a 64-bit bigint"
+        in_range = -MAX_BIGINT - 1 <= item <= MAX_BIGINT
+        return None if in_range else f"an integer beyond a Postgres bigint (at most {MAX_BIGINT:_} either way)"
     if isinstance(item, float):
         if not math.isfinite(item):
             return f"{item!r}: NaN and infinities are not JSON"
-        return None if abs(item) <= MAX_BIGINT else "a number beyond a 64-bit bigint"
+        return None if abs(item) < MAX_FLOAT else f"{item!r}: write numbers of 1e16 or more as whole numbers or text"
     if strict:
         return f"expected JSON-encodable data (mappings, lists, strings, numbers, booleans), got {type(item).__name__}"
     return None
@@ -598,6 +601,8 @@ def _read_syncs(path: str | Path) -> Mapping[Any, Any]:
         raise SyncDefinitionError("?", None, f"not UTF-8 text: {error}", source=source) from None
     except yaml.YAMLError as error:
         raise SyncDefinitionError("?", None, f"not valid YAML: {error}", source=source) from None
+    except ValueError as error:  # a number of more than 4,300 digits
+        raise SyncDefinitionError("?", None, f"not readable YAML: {error}", source=source) from None
     if not isinstance(document, Mapping) or not isinstance(document.get("syncs"), Mapping):
         raise SyncDefinitionError(
             "?", "syncs", "expected a top-level 'syncs:' mapping of sync names to definitions", source=source
