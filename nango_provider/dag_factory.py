@@ -21,7 +21,7 @@ from typing import Any, Final
 import yaml
 from airflow.sdk import DAG, Asset, Param, get_parsing_context
 
-from nango_provider.definition import DAG_ID_PREFIX, SyncDefinition, iter_definitions_file
+from nango_provider.definition import DAG_ID_PREFIX, MAX_BIGINT, SyncDefinition, iter_definitions_file
 from nango_provider.exceptions import (
     InvalidSyncDefinitionsError,
     NangoError,
@@ -282,6 +282,7 @@ def _params(definition: SyncDefinition) -> dict[str, Param]:
             definition.max_total,
             type=["null", "integer"],
             minimum=1,
+            maximum=MAX_BIGINT,
             title="Max records",
             description="Stop after this many records (empty: no limit). A cut run marks no record as deleted.",
         ),

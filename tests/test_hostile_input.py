@@ -278,6 +278,33 @@ def test_yaml_numbers_and_strings_are_bounded_like_json(tmp_path: Path) -> None:
     assert errors == {"big": "max_total", "nan": "headers", "nul": "query_params", "often": "frequency"}
 
 
+def test_the_dag_processor_parses_every_other_sync_and_names_each_bad_file(
+    airflow_dag_folder: Path, tmp_path: Path
+) -> None:
+    from airflow.dag_processing.dagbag import DagBag
+
+    (tmp_path / "good.yaml").write_text("syncs:\n  good:\n    url: https://api.example.com/a\n", encoding="utf-8")
+    (tmp_path / "bomb.yaml").write_text(ALIAS_BOMB, encoding="utf-8")
+    (tmp_path / "latin1.yaml").write_bytes(b"syncs:\n  caf\xe9:\n    url: https://api.example.com/a\n")
+    (tmp_path / "huge.yaml").write_text(
+        "syncs:\n"
+        f"  huge:\n    url: https://api.example.com/a\n    max_total: {2**64}\n"
+        "  rare:\n    url: https://api.example.com/a\n    frequency: 100000000h\n"
+        f"  {'n' * 240}:\n    url: https://api.example.com/a\n",
+        encoding="utf-8",
+    )
+    bag = DagBag(str(airflow_dag_folder))
+    sync_dags = sorted(dag_id for dag_id in bag.dag_ids if dag_id.startswith("nango_sync_"))
+    assert sync_dags == ["nango_sync_good"]
+    (error,) = bag.import_errors.values()
+    assert "5 invalid sync definitions" in error, error
+    for expected in ("bomb.yaml", "latin1.yaml: sync '?': not UTF-8", "'huge', field 'max_total'", "'rare', field"):
+        assert expected in error
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    msgspec.msgpack.encode(DagSerialization.to_dict(bag.dags["nango_sync_good"]))
+
+
 # -- tables: one sync each ------------------------------------------------------------------------------------
 
 CONTACTS = "    url: https://api.example.com/contacts\n    unique_key: id\n    table: crm.contacts\n"
@@ -456,3 +483,10 @@ def test_a_body_nested_too_deep_for_json_parsers_is_a_4xx_not_a_500(rest: RestAp
     response = rest.http.post(rest.base, data=data, headers={"Content-Type": "application/json"}, timeout=60)
     assert 400 <= response.status_code < 500, response.text
     assert rest.http.get(rest.base, timeout=60).status_code == 200
+
+
+@pytest.mark.integration
+def test_a_trigger_with_max_total_beyond_a_bigint_is_a_422(rest: RestApi) -> None:
+    body = {"action": "trigger", "sync_id": "pokemon", "conf": {"max_total": 2**64}}
+    response = rest.http.put(rest.base, json=body, timeout=60)
+    assert response.status_code == 422 and "max_total" in response.json()["detail"], response.text
