@@ -402,7 +402,7 @@ class _Validator:
         if len(value) > limit:
             raise self.fail(field_name, f"expected at most {limit} characters, got {len(value)}")
         if _CONTROL.search(value):
-            raise self.fail(field_name, "cannot hold control characters (CR, LF, tab, ...)")
+            raise self.fail(field_name, "cannot hold control characters (CR, LF, ...)")
 
     def positive_int(
         self,

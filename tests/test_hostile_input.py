@@ -345,6 +345,22 @@ def test_a_registry_sync_with_a_yaml_syncs_table_is_an_error_naming_both(db: str
         namespace[ERRORS_DAG_ID].validate()  # type: ignore[attr-defined]
 
 
+@pytest.mark.integration
+def test_a_definition_stored_before_these_limits_is_reported_not_served(db: str, tmp_path: Path) -> None:
+    SyncRegistry().save("good", {"url": URL})
+    with psycopg.connect(db) as conn:
+        conn.execute(
+            "INSERT INTO nango._nango_definitions (name, fields) VALUES ('deep', %s)",
+            (Jsonb({"url": URL, "method": "POST", "body": nested(300)}),),
+        )
+    errors = [item for item in SyncRegistry().iter_definitions() if isinstance(item, SyncDefinitionError)]
+    assert [(error.sync, error.field) for error in errors] == [("deep", "body")]
+    namespace: dict[str, object] = {}
+    assert list(load_sync_dags(tmp_path, namespace)) == ["nango_sync_good"]
+    with pytest.raises(Exception, match=r"sync 'deep', field 'body': is nested more than 32 levels deep"):
+        namespace[ERRORS_DAG_ID].validate()  # type: ignore[attr-defined]
+
+
 # -- properties: any JSON is refused cleanly or survives everything -------------------------------------------
 
 _CHARACTERS = st.one_of(st.characters(), st.sampled_from(["\x00", "\r", "\n", "\ud800", "\udfff", "{", "é"]))
