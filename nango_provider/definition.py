@@ -469,7 +469,7 @@ def _json_problem(value: Any, *, strict: bool) -> str | None:
     ``bigint``, NUL characters and unpaired surrogates in strings and keys. With ``strict``, also anything
     that is not a mapping with string keys, a list, a string, a number, a boolean or null.
     """
-    pending: list[tuple[Any, str, int]] = [(value, "", 0)]
+    pending: list[tuple[Any, _Where, int]] = [(value, None, 0)]
     count = 0
     while pending:
         item, where, depth = pending.pop()
@@ -477,7 +477,7 @@ def _json_problem(value: Any, *, strict: bool) -> str | None:
         if count > MAX_JSON_VALUES:
             return f"holds more than {MAX_JSON_VALUES:_} values"
         if depth > MAX_JSON_DEPTH:
-            return f"is nested more than {MAX_JSON_DEPTH} levels deep (at {where})"
+            return f"is nested more than {MAX_JSON_DEPTH} levels deep (at {_shown(where)})"
         problem = _scalar_problem(item, strict=strict)
         if problem is None and isinstance(item, Mapping):
             for key, child in item.items():
@@ -485,12 +485,25 @@ def _json_problem(value: Any, *, strict: bool) -> str | None:
                 if problem is not None:
                     problem = f"key {str(key)[:40]!r}: {problem}"
                     break
-                pending.append((child, f"{where}.{key}" if where else str(key), depth + 1))
+                pending.append((child, (where, key), depth + 1))
         elif problem is None and isinstance(item, list | tuple):
-            pending.extend((child, f"{where}[{index}]", depth + 1) for index, child in enumerate(item))
+            pending.extend((child, (where, index), depth + 1) for index, child in enumerate(item))
         if problem is not None:
-            return f"{problem} (at {where})" if where else problem
+            return f"{problem} (at {_shown(where)})" if where else problem
     return None
+
+
+_Where = tuple[Any, Any] | None
+"""Where a value is inside a field: ``(parent, key or index)``, or ``None`` for the field itself."""
+
+
+def _shown(where: _Where) -> str:
+    """``a.b[2].c`` for a :data:`_Where`; long keys are cut."""
+    parts: list[str] = []
+    while where is not None:
+        where, step = where
+        parts.append(f"[{step}]" if isinstance(step, int) else f".{str(step)[:40]}")
+    return "".join(reversed(parts)).removeprefix(".")
 
 
 def _scalar_problem(item: Any, *, strict: bool) -> str | None:
