@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import math
+import tracemalloc
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -157,6 +158,17 @@ def test_sizes_are_bounded() -> None:
     refused("x", fields_of(headers={"X-A": "x" * 17_000}), "headers", "more than the limit of 16_384")
     refused("x", fields_of(query_params={"q": "x" * 17_000}), "query_params", "more than the limit of 16_384")
     refused("x", fields_of(url=URL + "?q=" + "x" * 8_200), "url", "at most 8192 characters")
+
+
+def test_checking_a_field_takes_memory_in_proportion_to_the_field() -> None:
+    body = {"k" * 10_000: [0] * 19_000}  # 19,000 values under one long key: about 0.2 MB
+    tracemalloc.start()
+    try:
+        refused("x", fields_of(method="POST", body=body), "body", "more than the limit of 65_536")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000, peak
 
 
 def test_numbers_jsonb_would_change_are_refused() -> None:
