@@ -17,6 +17,14 @@ from tests.helpers import AirflowRunner, items_sync, jobs, rows, sync
 
 pytestmark = pytest.mark.integration
 
+TABLE = "test_crm.items"
+"""The table several syncs try to write (schema ``nango`` would refuse them already when they are read)."""
+
+
+def shared(api_url: str) -> dict[str, Any]:
+    """Fields of a sync of ``/items`` into :data:`TABLE`, whatever the sync's name."""
+    return items_sync(api_url, table=TABLE)
+
 
 @pytest.fixture
 def items(api: FixtureServer) -> FixtureServer:
@@ -35,54 +43,54 @@ def owners(db: str) -> list[tuple[str, str, str, str]]:
 def test_the_first_sync_owns_the_table_and_a_second_fails_before_fetching_or_writing(
     db: str, items: FixtureServer
 ) -> None:
-    sync(db, "contacts", items_sync(items.url))
-    before, requests_before = rows(db), len(items.requests)
+    sync(db, "contacts", shared(items.url))
+    before, requests_before = rows(db, TABLE), len(items.requests)
 
     with pytest.raises(TableOwnedError) as raised:
-        sync(db, "contacts_copy", items_sync(items.url))
+        sync(db, "contacts_copy", shared(items.url))
 
     message = str(raised.value)
-    assert raised.value.field == "table" and raised.value.table == "nango.items"
+    assert raised.value.field == "table" and raised.value.table == "test_crm.items"
     assert "sync 'contacts' (DAG 'nango_sync_contacts', task 'sync')" in message
     assert "sync 'contacts_copy' (DAG 'nango_sync_contacts_copy', task 'sync')" in message
     assert "set `table` to another table" in message
-    assert rows(db) == before  # same rows, same row versions
+    assert rows(db, TABLE) == before  # same rows, same row versions
     assert len(items.requests) == requests_before
-    assert owners(db) == [("nango.items", "contacts", "nango_sync_contacts", "sync")]
+    assert owners(db) == [("test_crm.items", "contacts", "nango_sync_contacts", "sync")]
     ok, refused = jobs(db)
     assert (ok["status"], refused["status"], refused["sync_name"]) == ("success", "failed", "contacts_copy")
     assert refused["error"] == f"TableOwnedError: {message}"
 
 
 def test_the_owner_keeps_its_table_across_runs_and_other_tables_are_independent(db: str, items: FixtureServer) -> None:
-    sync(db, "contacts", items_sync(items.url), run_id="run-1")
-    sync(db, "contacts", items_sync(items.url), run_id="run-2")
-    sync(db, "contacts_copy", items_sync(items.url, table="nango.items_copy"))
+    sync(db, "contacts", shared(items.url), run_id="run-1")
+    sync(db, "contacts", shared(items.url), run_id="run-2")
+    sync(db, "contacts_copy", items_sync(items.url, table="test_crm.items_copy"))
     assert owners(db) == [
-        ("nango.items", "contacts", "nango_sync_contacts", "sync"),
-        ("nango.items_copy", "contacts_copy", "nango_sync_contacts_copy", "sync"),
+        ("test_crm.items", "contacts", "nango_sync_contacts", "sync"),
+        ("test_crm.items_copy", "contacts_copy", "nango_sync_contacts_copy", "sync"),
     ]
 
 
 @pytest.mark.parametrize(
     "handover",
     [
-        "DELETE FROM nango._nango_table_owners WHERE target_table = 'nango.items'",
+        "DELETE FROM nango._nango_table_owners WHERE target_table = 'test_crm.items'",
         "UPDATE nango._nango_table_owners SET sync_name = 'contacts_copy', dag_id = 'nango_sync_contacts_copy', "
-        "task_id = 'sync' WHERE target_table = 'nango.items'",
+        "task_id = 'sync' WHERE target_table = 'test_crm.items'",
     ],
 )
 def test_a_table_is_handed_over_with_the_documented_sql(db: str, items: FixtureServer, handover: str) -> None:
-    sync(db, "contacts", items_sync(items.url))
+    sync(db, "contacts", shared(items.url))
     with psycopg.connect(db, autocommit=True) as conn:
         conn.execute(handover)  # type: ignore[arg-type]
 
-    counts = sync(db, "contacts_copy", items_sync(items.url), run_id="run-2")
+    counts = sync(db, "contacts_copy", shared(items.url), run_id="run-2")
 
     assert counts["unchanged"] == 3
-    assert owners(db) == [("nango.items", "contacts_copy", "nango_sync_contacts_copy", "sync")]
+    assert owners(db) == [("test_crm.items", "contacts_copy", "nango_sync_contacts_copy", "sync")]
     with pytest.raises(TableOwnedError):
-        sync(db, "contacts", items_sync(items.url), run_id="run-3")
+        sync(db, "contacts", shared(items.url), run_id="run-3")
 
 
 def test_two_first_runs_racing_for_a_new_table_leave_one_owner(db: str, items: FixtureServer) -> None:
@@ -93,7 +101,7 @@ def test_two_first_runs_racing_for_a_new_table_leave_one_owner(db: str, items: F
     def run(name: str) -> None:
         start.wait()
         try:
-            outcomes[name] = sync(db, name, items_sync(items.url))
+            outcomes[name] = sync(db, name, shared(items.url))
         except TableOwnedError as error:
             outcomes[name] = error
 
@@ -105,7 +113,7 @@ def test_two_first_runs_racing_for_a_new_table_leave_one_owner(db: str, items: F
 
     refused = [name for name, outcome in outcomes.items() if isinstance(outcome, TableOwnedError)]
     assert len(outcomes) == 2 and len(refused) == 1
-    (owner,) = [owner for owner in owners(db) if owner[0] == "nango.items"]
+    (owner,) = [owner for owner in owners(db) if owner[0] == "test_crm.items"]
     assert owner[1] != refused[0]
 
 
