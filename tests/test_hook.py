@@ -11,6 +11,7 @@ The hook logs through Airflow 3's structlog setup, which renders to stdout rathe
 from __future__ import annotations
 
 import base64
+import dataclasses
 import email.utils
 import json
 import socket
@@ -991,8 +992,10 @@ def test_a_relative_url_with_a_scheme_in_its_query_uses_the_connection(api: Fixt
 def test_every_requests_error_is_an_http_error(
     api: FixtureServer, hook: NangoHook, waits: list[float], fields: dict[str, Any], error_class: str
 ) -> None:
+    # Past validation, which refuses both when a definition is read: as a connection's extra headers would be.
+    definition = dataclasses.replace(sync(f"{api.url}/items"), **fields)
     with pytest.raises(HttpError) as raised:
-        run(hook, sync(**{"url": f"{api.url}/items", **fields}))
+        run(hook, definition)
 
     assert raised.value.status == 0 and raised.value.retryable is False
     assert str(raised.value).startswith(f"sync 'items': {error_class} on GET ")
