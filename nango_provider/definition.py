@@ -171,6 +171,15 @@ class SyncDefinition:
 
 FIELD_NAMES: Final = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name != "name")
 _FIELD_SIZES: Final = {"body": MAX_BODY_BYTES, "headers": MAX_HEADERS_BYTES, "query_params": MAX_QUERY_BYTES}
+_DEFAULTS: Final = {
+    f.name: f.default for f in dataclasses.fields(SyncDefinition) if f.default is not dataclasses.MISSING
+}
+"""The defaults of the fields that have a plain one: the dataclass is their only home."""
+
+
+def default_of(field_name: str) -> Any:
+    """The default of a definition field (``default_of("postgres_conn_id")`` is ``"postgres_default"``)."""
+    return _DEFAULTS[field_name]
 
 
 class _Validator:
@@ -191,8 +200,9 @@ class _Validator:
         self.check_values(fields)
         if fields.get("url") is None:
             raise self.fail("url", "is required")
-        values = {key: value for key, value in fields.items() if value is not None or key == "frequency"}
-        method = self.method(values.get("method", "GET"))
+        given = {key: value for key, value in fields.items() if value is not None or key == "frequency"}
+        values = _DEFAULTS | given
+        method = self.method(values["method"])
         http_conn_id = self.optional_text(values, "http_conn_id")
         definition = SyncDefinition(
             name=self.name,
@@ -205,22 +215,20 @@ class _Validator:
             unique_key=self.path(values, "unique_key", dot_only=True),
             paging_request_path=self.path(values, "paging_request_path", dot_only=True),
             paging_response_path=self.path(values, "paging_response_path"),
-            frequency=self.frequency(values.get("frequency", DEFAULT_FREQUENCY), self.allow_short_frequency(values)),
+            frequency=self.frequency(values["frequency"], self.allow_short_frequency(values)),
             table=self.table(values.get("table")),
             http_conn_id=http_conn_id,
-            postgres_conn_id=self.optional_text(values, "postgres_conn_id") or "postgres_default",
+            postgres_conn_id=self.required_text(values, "postgres_conn_id"),
             max_total=self.positive_int(values, "max_total", maximum=MAX_BIGINT),
-            request_retries=self.positive_int(
-                values, "request_retries", minimum=0, maximum=MAX_REQUEST_RETRIES, default=5
-            ),
+            request_retries=self.positive_int(values, "request_retries", minimum=0, maximum=MAX_REQUEST_RETRIES),
             request_retry_max_seconds=self.positive_number(
-                values, "request_retry_max_seconds", 300.0, maximum=MAX_RETRY_SECONDS
+                values, "request_retry_max_seconds", maximum=MAX_RETRY_SECONDS
             ),
             request_backoff_seconds=self.positive_number(
-                values, "request_backoff_seconds", 1.0, maximum=MAX_BACKOFF_SECONDS
+                values, "request_backoff_seconds", maximum=MAX_BACKOFF_SECONDS
             ),
-            request_timeout=self.positive_number(values, "request_timeout", 60.0, maximum=MAX_REQUEST_TIMEOUT),
-            max_pages=self.positive_int(values, "max_pages", maximum=MAX_PAGES_LIMIT, default=100_000),
+            request_timeout=self.positive_number(values, "request_timeout", maximum=MAX_REQUEST_TIMEOUT),
+            max_pages=self.positive_int(values, "max_pages", maximum=MAX_PAGES_LIMIT),
             allow_short_frequency=self.allow_short_frequency(values),
         )
         self.check_paging(definition)
@@ -351,7 +359,7 @@ class _Validator:
         return schedule
 
     def allow_short_frequency(self, values: Mapping[str, Any]) -> bool:
-        value = values.get("allow_short_frequency", False)
+        value = values["allow_short_frequency"]
         if not isinstance(value, bool):
             raise self.fail("allow_short_frequency", f"expected true or false, got {value!r}")
         return value
@@ -404,16 +412,14 @@ class _Validator:
         if _CONTROL.search(value):
             raise self.fail(field_name, "cannot hold control characters (CR, LF, ...)")
 
-    def positive_int(
-        self,
-        values: Mapping[str, Any],
-        field_name: str,
-        *,
-        minimum: int = 1,
-        maximum: int,
-        default: int | None = None,
-    ) -> Any:
-        value = values.get(field_name, default)
+    def required_text(self, values: Mapping[str, Any], field_name: str) -> str:
+        value = self.optional_text(values, field_name)
+        if value is None:
+            raise self.fail(field_name, "expected a connection id (a non-empty string), got None")
+        return value
+
+    def positive_int(self, values: Mapping[str, Any], field_name: str, *, minimum: int = 1, maximum: int) -> Any:
+        value = values.get(field_name)
         if value is None:
             return None
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -422,8 +428,8 @@ class _Validator:
             raise self.fail(field_name, f"expected an integer <= {maximum:_}, got {value!r}")
         return value
 
-    def positive_number(self, values: Mapping[str, Any], field_name: str, default: float, *, maximum: float) -> float:
-        value = values.get(field_name, default)
+    def positive_number(self, values: Mapping[str, Any], field_name: str, *, maximum: float) -> float:
+        value = values.get(field_name)
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < math.inf:
             raise self.fail(field_name, f"expected a number of seconds > 0, got {value!r}")
         if value > maximum:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote_plus, urlencode, urlsplit, urlunsplit
 
 REDACTED = "***"
 
@@ -71,6 +71,20 @@ def secret_values(
             if is_secret_name(str(key)) and value is not None:
                 found += _with_credential(str(value))
     found += _secret_body_values(body)
+    return found
+
+
+def url_secret_values(url: str) -> list[str]:
+    """The password of a URL's user info and its secret-looking query values, as written and decoded."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return []
+    found = [parts.password] if parts.password else []
+    for pair in parts.query.split("&"):
+        key, _, value = pair.partition("=")
+        if value and is_secret_name(unquote_plus(key)):
+            found += [value, unquote_plus(value)]
     return found
 
 

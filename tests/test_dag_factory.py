@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from nango_provider import definition as definition_module
 from nango_provider.dag_factory import (
     ERRORS_FILE_NAME,
     find_syncs,
@@ -199,10 +201,20 @@ def test_nango_sync_builds_the_same_dag_from_python() -> None:
         nango_sync("pokemon", "https://pokeapi.co/api/v2/pokemon", paging_respone_path="next")
 
 
-def test_operator_refuses_bad_definitions_when_the_dag_is_parsed() -> None:
-    with pytest.raises(SyncDefinitionError, match="field 'method'"):
-        NangoSyncOperator(task_id="sync", url="https://api.example.com", method="FETCH")
-    with pytest.raises(SyncDefinitionError, match="field 'max_total'"):
-        NangoSyncOperator(task_id="sync", url="https://api.example.com", max_total=0)
-    templated = NangoSyncOperator(task_id="sync", url="{{ var.value.base_url }}/x", max_total="{{ params.max }}")
-    assert templated.sync_name == "sync"
+def test_each_definition_is_validated_once_when_the_dags_are_built(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The factory validates; the operator it builds only stores the validated values (no second check)."""
+    for index in range(3):
+        write(tmp_path, f"s{index}.yaml", f"syncs:\n  sync_{index}:\n    url: https://api.example.com/{index}\n")
+    validated: list[str] = []
+    build = definition_module._Validator.build
+
+    def counting_build(self: Any, fields: Any) -> Any:
+        validated.append(self.name)
+        return build(self, fields)
+
+    monkeypatch.setattr(definition_module._Validator, "build", counting_build)
+    dags = load_sync_dags(tmp_path, registry=False)
+    assert sorted(validated) == ["sync_0", "sync_1", "sync_2"]
+    assert dags["nango_sync_sync_1"].get_task("sync").url == "https://api.example.com/1"

@@ -7,7 +7,15 @@ from typing import Any
 
 import pytest
 
-from nango_provider.redaction import REDACTED, is_secret_name, redact_mapping, redact_text, redact_url, secret_values
+from nango_provider.redaction import (
+    REDACTED,
+    is_secret_name,
+    redact_mapping,
+    redact_text,
+    redact_url,
+    secret_values,
+    url_secret_values,
+)
 
 
 @pytest.mark.parametrize(
@@ -134,3 +142,10 @@ def test_secret_values_keeps_a_non_scheme_value_whole() -> None:
     assert secret_values({"Cookie": "a=1; b=2"}, None) == ["a=1; b=2"]
     assert secret_values({"X-Token": "v2 abc"}, None) == ["v2 abc"]
     assert secret_values(None, None) == []
+
+
+def test_url_secret_values_are_user_info_password_and_secret_query_values_as_written_and_decoded() -> None:
+    url = "https://me:pa55word@api.example.com/x?client_id=abc%2Fdef&sig=s1g-value&page=2&api_key="
+    assert url_secret_values(url) == ["pa55word", "abc%2Fdef", "abc/def", "s1g-value", "s1g-value"]
+    assert url_secret_values("/relative?limit=5") == []
+    assert url_secret_values("http://[bad") == []

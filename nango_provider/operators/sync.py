@@ -3,12 +3,18 @@
 Usable in any DAG; the DAG factory builds one per sync definition. The task's return value (XCom) is the
 run's counts, never records. A task told to terminate (SIGTERM: its run was cancelled or marked failed, or its
 worker shuts down) stops the sync, ends its job row as ``cancelled`` and fails without a retry.
+
+Airflow's rules for templated fields hold: ``__init__`` only stores its arguments (an ``XComArg`` or a Jinja
+string is fine anywhere), the definition is validated once the task runs, after rendering, and the secrets of
+the rendered values are registered with Airflow's masker before Airflow stores the rendered fields.
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 import functools
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -16,14 +22,18 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from nango_provider.definition import DEFAULT_SCHEMA, SyncDefinition
+from nango_provider.definition import DEFAULT_SCHEMA, SyncDefinition, default_of
 from nango_provider.exceptions import NangoError, SyncDefinitionError
+from nango_provider.redaction import secret_values, url_secret_values
 
 if TYPE_CHECKING:
     from nango_provider.engine import Cancellation
 
 _FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency", "allow_short_frequency"})
 OPERATOR_FIELDS = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in _FIELDS_NOT_FOR_TASKS)
+_MAPPING_FIELDS = ("headers", "query_params")
+_TRUE = frozenset({"true", "1", "yes", "on"})
+_FALSE = frozenset({"false", "0", "no", "off", ""})
 _Execute = Callable[["NangoSyncOperator", Any], dict[str, int]]
 
 
@@ -49,10 +59,11 @@ def _hopeless_errors_fail_without_retry(execute: _Execute) -> _Execute:
 class NangoSyncOperator(BaseOperator):
     """Sync an HTTP API into a Postgres table: request, extract ``response_path``, follow every page, upsert.
 
-    Keyword arguments are the sync definition's fields (see the field reference in the docs). ``url``,
-    ``headers``, ``query_params`` and ``body`` are templated, so a header may be
-    ``"Bearer {{ conn.my_api.password }}"``; ``full_refresh`` and ``max_total`` are templated too, so a DAG
-    can take them from its params.
+    Keyword arguments are the sync definition's fields (see the field reference in the docs); ``None`` means
+    the definition's default. ``url``, ``headers``, ``query_params``, ``body``, ``full_refresh`` and
+    ``max_total`` are templated: a header may be ``"Bearer {{ conn.my_api.password }}"``, ``url`` an upstream
+    task's ``XComArg``, and ``headers`` a template rendering to a JSON object (``"{{ var.json.api_headers }}"``).
+    Everything is validated when the task runs, after rendering.
 
     :param sync_name: the sync's name (``^[a-z][a-z0-9_]*$``); names the default table ``nango.<sync_name>``
         and the rows in ``nango._nango_jobs``. Defaults to the task id.
@@ -66,11 +77,11 @@ class NangoSyncOperator(BaseOperator):
     def __init__(
         self,
         *,
-        url: str,
+        url: Any,
         sync_name: str | None = None,
-        method: str = "GET",
-        headers: Mapping[str, str] | None = None,
-        query_params: Mapping[str, Any] | None = None,
+        method: str | None = None,
+        headers: Mapping[str, Any] | str | None = None,
+        query_params: Mapping[str, Any] | str | None = None,
         body: Any = None,
         response_path: str | None = None,
         unique_key: str | None = None,
@@ -78,22 +89,22 @@ class NangoSyncOperator(BaseOperator):
         paging_response_path: str | None = None,
         table: str | None = None,
         http_conn_id: str | None = None,
-        postgres_conn_id: str = "postgres_default",
+        postgres_conn_id: str | None = None,
         max_total: int | str | None = None,
         full_refresh: bool | str = False,
-        request_retries: int = 5,
-        request_retry_max_seconds: float = 300.0,
-        request_backoff_seconds: float = 1.0,
-        request_timeout: float = 60.0,
-        max_pages: int = 100_000,
+        request_retries: int | None = None,
+        request_retry_max_seconds: float | None = None,
+        request_backoff_seconds: float | None = None,
+        request_timeout: float | None = None,
+        max_pages: int | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.sync_name = sync_name or _name_from_task_id(self.task_id)
         self.url = url
         self.method = method
-        self.headers = dict(headers or {})
-        self.query_params = dict(query_params or {})
+        self.headers = headers
+        self.query_params = query_params
         self.body = body
         self.response_path = response_path
         self.unique_key = unique_key
@@ -110,8 +121,6 @@ class NangoSyncOperator(BaseOperator):
         self.request_timeout = request_timeout
         self.max_pages = max_pages
         self._cancellation: Cancellation | None = None
-        # Fail at parse time, not at run time, for everything that is not templated.
-        self.build_definition({"max_total": None if _is_template(max_total) else _optional_int(max_total)})
 
     @classmethod
     def from_definition(cls, definition: SyncDefinition, **kwargs: Any) -> NangoSyncOperator:
@@ -119,10 +128,36 @@ class NangoSyncOperator(BaseOperator):
         fields = {name: getattr(definition, name) for name in OPERATOR_FIELDS}
         return cls(sync_name=definition.name, **(fields | kwargs))
 
-    def build_definition(self, overrides: Mapping[str, Any] | None = None) -> SyncDefinition:
-        """The definition this task runs, from its current (rendered, once running) attributes."""
-        fields = {name: getattr(self, name) for name in OPERATOR_FIELDS} | dict(overrides or {})
-        return SyncDefinition.from_mapping(self.sync_name, {**fields, "frequency": None}, source=self.task_id)
+    def _do_render_template_fields(
+        self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: set[int]
+    ) -> None:
+        """Render as Airflow does; then, for this operator's own fields, read mappings written as JSON text and
+        mask the rendered secrets.
+
+        Airflow stores the rendered fields (the "Rendered Templates" tab) right after rendering, redacting only
+        what its masker knows: the values this project treats as secret are registered here, first. This is
+        the method Airflow calls for plain and for mapped (``expand``) tasks alike; it also renders nested
+        objects (``parent`` is then not this operator).
+        """
+        super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
+        if parent is not self:
+            return
+        for name in _MAPPING_FIELDS:
+            setattr(self, name, _mapping_from_text(getattr(self, name)))
+        self.body = _json_from_text(self.body)
+        _mask(self._rendered_secrets())
+
+    def build_definition(self) -> SyncDefinition:
+        """The definition this task runs, validated from its current (rendered, once running) attributes.
+
+        Raises :class:`SyncDefinitionError` naming the sync and the field for any value that is not valid.
+        """
+        fields = {name: getattr(self, name) for name in OPERATOR_FIELDS}
+        for name in _MAPPING_FIELDS:
+            fields[name] = self._mapping(name)
+        fields["body"] = _json_from_text(self.body)
+        fields["max_total"] = _optional_int(self.max_total)
+        return SyncDefinition.from_mapping(self.sync_name, {**fields, "frequency": None}, source=self._source)
 
     @_hopeless_errors_fail_without_retry
     def execute(self, context: Any) -> dict[str, int]:
@@ -136,14 +171,13 @@ class NangoSyncOperator(BaseOperator):
         from nango_provider.hooks.nango import NangoHook
         from nango_provider.store.postgres import PostgresStore, RunIdentity
 
-        definition = self._definition_for_run(context)
+        definition, full_refresh = self._rendered_settings(context)
         hook = NangoHook(definition.http_conn_id)
         _mask(hook.secrets(definition))
         ti = context["ti"]
         run = RunIdentity(definition.name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number)
         postgres = PostgresHook(postgres_conn_id=definition.postgres_conn_id)
         store = PostgresStore(postgres.get_conn, definition)  # type: ignore[arg-type]  # psycopg 3 on Airflow 3.3
-        full_refresh = _as_bool(self.full_refresh)
         self._cancellation = cancellation = Cancellation()
         try:
             return run_sync(
@@ -163,11 +197,11 @@ class NangoSyncOperator(BaseOperator):
                 "the task was told to terminate (its run was cancelled or marked failed, or its worker is stopping)"
             )
 
-    def _definition_for_run(self, context: Any) -> SyncDefinition:
-        """The definition from the rendered fields; when they are invalid, the error is also recorded as a failed
-        run in ``nango._nango_jobs`` (where the sync's runs are watched) before it is raised."""
+    def _rendered_settings(self, context: Any) -> tuple[SyncDefinition, bool]:
+        """The definition and ``full_refresh`` from the rendered fields; when they are invalid, the error is also
+        recorded as a failed run in ``nango._nango_jobs`` (where the sync's runs are watched) before it is raised."""
         try:
-            return self.build_definition({"max_total": _optional_int(self.max_total)})
+            return self.build_definition(), self._full_refresh()
         except SyncDefinitionError as error:
             self._record_failed_start(context, f"{type(error).__name__}: {error}")
             raise
@@ -180,11 +214,45 @@ class NangoSyncOperator(BaseOperator):
         ti = context["ti"]
         run = RunIdentity(self.sync_name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number)
         table = self.table if isinstance(self.table, str) else f"{DEFAULT_SCHEMA}.{self.sync_name}"
-        conn_id = self.postgres_conn_id if isinstance(self.postgres_conn_id, str) else "postgres_default"
+        conn_id = self.postgres_conn_id if isinstance(self.postgres_conn_id, str) else default_of("postgres_conn_id")
         try:
             record_failed_start(PostgresHook(postgres_conn_id=conn_id).get_conn, run, table, message)  # type: ignore[arg-type]
         except AirflowNotFoundException as missing:
             self.log.warning("the failure is not recorded in nango._nango_jobs: %s", missing)
+
+    @property
+    def _source(self) -> str:
+        """Where a definition error comes from: this task."""
+        return f"task {self.task_id!r}"
+
+    def _rendered_secrets(self) -> list[str]:
+        """Secret values of the rendered fields; a mapping field still unreadable text is hidden whole."""
+        found = url_secret_values(self.url) if isinstance(self.url, str) else []
+        headers, params = self.headers, self.query_params
+        found += secret_values(_mapping_or_none(headers), _mapping_or_none(params), self.body)
+        return found + [value for value in (headers, params) if isinstance(value, str)]
+
+    def _mapping(self, name: str) -> Any:
+        value = _mapping_from_text(getattr(self, name))
+        if isinstance(value, str):
+            raise SyncDefinitionError(
+                self.sync_name,
+                name,
+                "expected a mapping, or a template rendering to the text of a JSON object, "
+                f"got text that is not one ({len(value)} characters)",
+                source=self._source,
+            )
+        return value
+
+    def _full_refresh(self) -> bool:
+        value = self.full_refresh
+        if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+            return value.strip().lower() in _TRUE
+        if isinstance(value, bool | None):
+            return bool(value)
+        raise SyncDefinitionError(
+            self.sync_name, "full_refresh", f"expected true or false, got {value!r}", source=self._source
+        )
 
 
 def _mask(secrets: Sequence[str]) -> None:
@@ -200,8 +268,34 @@ def _name_from_task_id(task_id: str) -> str:
     return name if name[:1].isalpha() else f"sync_{name}"
 
 
-def _is_template(value: Any) -> bool:
-    return isinstance(value, str) and "{{" in value
+def _decoded(text: str) -> Any:
+    """``text`` read as JSON, or as the Python literal Jinja prints a mapping as (``{'a': True}``); else itself."""
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            return parse(text.strip())
+        except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+            continue
+    return text
+
+
+def _mapping_from_text(value: Any) -> Any:
+    """A rendered template holding a mapping (or nothing: ``None``, ``null``), as that; anything else unchanged."""
+    if isinstance(value, str):
+        decoded = _decoded(value)
+        return decoded if isinstance(decoded, Mapping | None) else value
+    return value
+
+
+def _json_from_text(value: Any) -> Any:
+    """A body rendered to the text of a JSON object or array (or nothing), as that; anything else unchanged."""
+    if isinstance(value, str):
+        decoded = _decoded(value)
+        return decoded if isinstance(decoded, Mapping | list | None) else value
+    return value
+
+
+def _mapping_or_none(value: Any) -> Mapping[str, Any] | None:
+    return value if isinstance(value, Mapping) else None
 
 
 def _optional_int(value: Any) -> Any:
@@ -211,9 +305,3 @@ def _optional_int(value: Any) -> Any:
     if isinstance(value, str) and value.strip().isdigit():
         return int(value)
     return value
-
-
-def _as_bool(value: Any) -> bool:
-    if isinstance(value, str):
-        return value.strip().lower() in ("true", "1", "yes", "on")
-    return bool(value)
