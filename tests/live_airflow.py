@@ -12,7 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 import pytest
@@ -92,3 +92,41 @@ def wait_until_idle(server: AirflowServer, dag_id: str, timeout: float = 180) ->
 
     wait_for(idle, timeout, f"every run of {dag_id} to finish", lambda: server.log_tail("scheduler"))
     return runs
+
+
+SIGNED_SECRETS: Final = {
+    "Cookie": "session=cookie-secret-value",
+    "X-Signature": "signature-secret-value",
+    "X-Session": "templated-session-secret",
+    "client_id": "client-id-secret-value",
+    "sig": "query-sig-secret-value",
+}
+"""Values a sync sends that this project treats as secret, and Airflow's own redaction does not know of."""
+
+
+def run_signed_sync(server: AirflowServer, name: str) -> tuple[str, str]:
+    """Create (through ``/nango/v1/syncs``) a sync of the demo pokemon API sending ``SIGNED_SECRETS``, one of
+    them from a template; wait for its first run to succeed. Its DAG id and run id."""
+    secrets = SIGNED_SECRETS
+    body = {
+        "name": name,
+        "url": f"{server.environment.api.url}/api/v2/pokemon",
+        "headers": {
+            "Accept": "application/json",
+            "Cookie": secrets["Cookie"],
+            "X-Signature": secrets["X-Signature"],
+            "X-Session": "{{ 'templated-session' ~ '-secret' }}",
+        },
+        "query_params": {"limit": 100, "client_id": secrets["client_id"], "sig": secrets["sig"]},
+        "response_path": "results",
+        "unique_key": "name",
+        "paging_response_path": "next",
+        "table": f"test_live.{name}",
+    }
+    response = server.client().post(f"{server.url}/nango/v1/syncs", json=body, timeout=60)
+    assert response.status_code == 201, response.text
+    dag_id = response.json()["dag_id"]
+    server.wait_for_dag(dag_id, timeout=90)
+    (run,) = wait_until_idle(server, dag_id)
+    assert run["state"] == "success", server.log_tail("scheduler")
+    return dag_id, run["dag_run_id"]

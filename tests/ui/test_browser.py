@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from devtools.airflow_server import AirflowServer, wait_for
-from tests.live_airflow import job_rows, live_airflow, wait_until_idle
+from tests.live_airflow import SIGNED_SECRETS, job_rows, live_airflow, run_signed_sync, wait_until_idle
 
 pytestmark = [pytest.mark.ui, pytest.mark.integration]
 __all__ = ["live_airflow"]  # the fixture, imported for pytest
@@ -75,15 +75,15 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def log_in(page: Any, server: AirflowServer, user: str = "admin") -> None:
+def log_in(page: Any, server: AirflowServer, user: str = "admin", dag_id: str = DAG_ID) -> None:
     """Open the DAG's page, land on the login form, sign in, and come back to the DAG."""
-    page.goto(f"{server.url}/dags/{DAG_ID}")
+    page.goto(f"{server.url}/dags/{dag_id}")
     page.get_by_label("Username").fill(user)
     page.get_by_label("Password").fill(user)
     shot(page, "01-login")
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**/dags/{DAG_ID}")
-    page.get_by_text(DAG_ID).first.wait_for()
+    page.wait_for_url(f"**/dags/{dag_id}")
+    page.get_by_text(dag_id).first.wait_for()
 
 
 def trigger_with_params(page: Any, server: AirflowServer) -> str:
@@ -145,3 +145,16 @@ def test_trigger_from_the_ui_then_find_the_counts_on_the_nango_page(
     assert (bars.last.locator("title").text_content() or "").startswith(f"{MAX_TOTAL} fetched")
     assert row.get_by_role("link", name=DAG_ID).get_attribute("href") == f"../dags/{DAG_ID}"
     shot(page, "04-nango-page")
+
+
+def test_the_rendered_templates_tab_shows_no_secret(live_airflow: AirflowServer, page: Any) -> None:
+    dag_id, run_id = run_signed_sync(live_airflow, "signed_ui")
+    log_in(page, live_airflow, dag_id=dag_id)
+    page.goto(f"{live_airflow.url}/dags/{dag_id}/runs/{run_id}/tasks/sync")
+    page.get_by_role("link", name="Rendered Templates").click()
+    page.wait_for_url("**/tasks/sync/rendered_templates")
+    for shown in ("X-Signature", "Cookie", "client_id", "***"):
+        page.get_by_text(shown).first.wait_for()
+    shot(page, "05-rendered-templates")
+    text = page.locator("body").inner_text() + page.content()
+    assert not [secret for secret in SIGNED_SECRETS.values() if secret in text]
