@@ -197,11 +197,37 @@ def test_rendered_fields_stored_by_airflow_hold_no_secret(
     assert not [secret for secret in SECRETS.values() if secret in json.dumps(rendered)]
 
 
+def test_mapped_tasks_render_and_mask_the_same_way(
+    airflow: AirflowRunner, db: str, api: FixtureServer, dag_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    requests = serve_items(api)
+    monkeypatch.setenv("AIRFLOW_VAR_SIGNED_HEADERS", json.dumps({"X-Signature": SECRETS["X-Signature"]}))
+    dag_file(
+        "mapped",
+        f"""
+        NangoSyncOperator.partial(
+            task_id="sync", url="{api.url}/items", headers="{{{{ var.json.signed_headers }}}}", unique_key="id"
+        ).expand(sync_name=["mapped_a", "mapped_b"])
+        """,
+    )
+    dag_run = airflow.run("mapped")
+    assert dag_run.state == "success"
+    assert [request.headers["X-Signature"] for request in requests] == [SECRETS["X-Signature"]] * 2
+    assert (len(rows(db, "nango.mapped_a")), len(rows(db, "nango.mapped_b"))) == (3, 3)
+    stored = all_rendered_fields("mapped")
+    assert [fields["headers"] for fields in stored] == [{"X-Signature": "***"}] * 2
+
+
 def rendered_fields(dag_id: str) -> dict[str, Any]:
     """The rendered fields Airflow stored for task ``sync`` of ``dag_id``'s latest run."""
+    return all_rendered_fields(dag_id)[-1]
+
+
+def all_rendered_fields(dag_id: str) -> list[dict[str, Any]]:
+    """The rendered fields Airflow stored for each task instance of task ``sync`` of ``dag_id``."""
     from airflow.models.renderedtifields import RenderedTaskInstanceFields
     from airflow.utils.session import create_session
 
     with create_session() as session:
         stored = session.query(RenderedTaskInstanceFields).filter_by(dag_id=dag_id, task_id="sync").all()
-        return dict(stored[-1].rendered_fields)
+        return [dict(fields.rendered_fields) for fields in stored]
