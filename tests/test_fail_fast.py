@@ -105,7 +105,7 @@ def definition_error_after_rendering(api: FixtureServer, monkeypatch: pytest.Mon
         (missing_response_path, "ResponseError: sync 'items': page 1: response_path 'records' is not in the response"),
         (not_found, "HttpError: sync 'items': GET"),
         (record_without_key, "RecordError: sync 'items': page 1, record 0"),
-        (definition_error_after_rendering, "SyncDefinitionError: sync: sync 'items', field 'url': expected an http"),
+        (definition_error_after_rendering, "SyncDefinitionError: task 'sync': sync 'items', field 'url': expected"),
     ],
     ids=lambda value: getattr(value, "__name__", "error"),
 )
