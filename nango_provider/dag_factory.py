@@ -20,14 +20,22 @@ from typing import Any, Final
 
 import yaml
 from airflow.sdk import DAG, Asset, Param, get_parsing_context
+from airflow.sdk.exceptions import AirflowFailException
 
-from nango_provider.definition import DAG_ID_PREFIX, MAX_BIGINT, SyncDefinition, iter_definitions_file
+from nango_provider.definition import (
+    DAG_ID_PREFIX,
+    MAX_BIGINT,
+    SyncDefinition,
+    iter_definitions_file,
+    refuse_unknown_params,
+)
 from nango_provider.exceptions import (
     InvalidSyncDefinitionsError,
     NangoError,
     RegistryNotConfiguredError,
     StoreError,
     SyncDefinitionError,
+    TriggerParamsError,
 )
 from nango_provider.operators.sync import NangoSyncOperator
 from nango_provider.store.registry import CONNECT_TIMEOUT, PendingRead, SyncRegistry, parse_timeout
@@ -79,6 +87,7 @@ def build_dag(definition: SyncDefinition, **dag_kwargs: Any) -> DAG:
             task_id="sync",
             full_refresh="{{ params.full_refresh }}",
             max_total="{{ params.max_total }}",
+            pre_execute=refuse_unknown_run_params,
             outlets=[sync_asset(".".join(definition.qualified_table), definition.postgres_conn_id)],
         )
     return dag
@@ -268,6 +277,19 @@ def _may_define(path: Path, dag_id: str) -> bool:
     """Cheap text check before parsing YAML, so building one DAG out of many files stays fast."""
     name = dag_id.removeprefix(DAG_ID_PREFIX)
     return name != dag_id and name.encode() in path.read_bytes()  # bytes: a file that is not UTF-8 is no error here
+
+
+def refuse_unknown_run_params(context: Any) -> None:
+    """Fail the task at once (no retry) when the run's conf has a param the DAG does not have.
+
+    Airflow's trigger form and REST API keep unknown keys, so ``{"max_totl": 5}`` would otherwise run a full
+    sync; the REST API of this plugin refuses it before the run exists.
+    """
+    dag_run = context["dag_run"]
+    try:
+        refuse_unknown_params(dag_run.dag_id, dag_run.conf or {}, list(context["dag"].params.keys()))
+    except TriggerParamsError as error:
+        raise AirflowFailException(str(error)) from error
 
 
 def _params(definition: SyncDefinition) -> dict[str, Param]:

@@ -12,7 +12,7 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from nango_provider.exceptions import PathError, SyncDefinitionError
+from nango_provider.exceptions import PathError, SyncDefinitionError, TriggerParamsError
 from nango_provider.paths import compile_path
 from nango_provider.redaction import redact_json, redact_mapping, redact_url
 
@@ -113,6 +113,7 @@ class SyncDefinition:
     request_timeout: float = 60.0  # seconds to connect and to wait for each response
     max_pages: int = 100_000  # hard limit on pages in one run: an endless pagination fails here
     allow_short_frequency: bool = False  # allow schedules more frequent than once a minute (and ``@continuous``)
+    frequency_text: str | None = field(default=None, compare=False)  # ``frequency`` as written (``30m``)
 
     @property
     def dag_id(self) -> str:
@@ -159,9 +160,19 @@ class SyncDefinition:
         shown["headers"] = redact_mapping(self.headers)
         shown["query_params"] = redact_mapping(self.query_params)
         shown["body"] = redact_json(self.body)
-        if isinstance(self.frequency, timedelta):
-            shown["frequency"] = str(self.frequency)
+        shown["frequency"] = self.frequency_as_written
+        del shown["frequency_text"]
         return shown
+
+    @property
+    def frequency_as_written(self) -> str | None:
+        """``frequency`` as the user wrote it (``30m``, ``90 minutes``, ``@daily``), never ``0:30:00``;
+        ``None`` when the sync is only triggered."""
+        if self.frequency_text is not None:
+            return self.frequency_text
+        if isinstance(self.frequency, timedelta):
+            return format_duration(self.frequency)
+        return self.frequency
 
     @classmethod
     def from_mapping(cls, name: str, fields: Mapping[str, Any], *, source: str | None = None) -> SyncDefinition:
@@ -169,7 +180,9 @@ class SyncDefinition:
         return _Validator(name, source).build(fields)
 
 
-FIELD_NAMES: Final = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name != "name")
+DERIVED_FIELDS: Final = frozenset({"name", "frequency_text"})
+"""Fields of :class:`SyncDefinition` that are not written as fields of a definition."""
+FIELD_NAMES: Final = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in DERIVED_FIELDS)
 _FIELD_SIZES: Final = {"body": MAX_BODY_BYTES, "headers": MAX_HEADERS_BYTES, "query_params": MAX_QUERY_BYTES}
 _DEFAULTS: Final = {
     f.name: f.default for f in dataclasses.fields(SyncDefinition) if f.default is not dataclasses.MISSING
@@ -216,6 +229,7 @@ class _Validator:
             paging_request_path=self.path(values, "paging_request_path", dot_only=True),
             paging_response_path=self.path(values, "paging_response_path"),
             frequency=self.frequency(values["frequency"], self.allow_short_frequency(values)),
+            frequency_text=_written_frequency(values["frequency"]),
             table=self.table(values.get("table")),
             http_conn_id=http_conn_id,
             postgres_conn_id=self.required_text(values, "postgres_conn_id"),
@@ -257,9 +271,7 @@ class _Validator:
         for key in fields:
             if key in FIELD_NAMES:
                 continue
-            nearest = difflib.get_close_matches(str(key), FIELD_NAMES, n=1, cutoff=0.6)
-            hint = f"did you mean {nearest[0]!r}?" if nearest else f"valid fields: {', '.join(FIELD_NAMES)}"
-            raise self.fail(str(key), f"unknown field; {hint}")
+            raise self.fail(str(key), f"unknown field; {_nearest_hint(str(key), FIELD_NAMES, 'fields')}")
 
     def method(self, value: Any) -> str:
         if not isinstance(value, str) or value.upper() not in METHODS:
@@ -557,6 +569,34 @@ def _is_short(schedule: Schedule) -> bool:
         return True
     fields = schedule.split() if isinstance(schedule, str) else []
     return len(fields) == 6 and not fields[5].isdigit()  # croniter's sixth field is seconds
+
+
+def _nearest_hint(name: str, choices: Sequence[str], what: str) -> str:
+    """``did you mean 'max_total'?``, or the list of valid names when none is close."""
+    nearest = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"did you mean {nearest[0]!r}?" if nearest else f"valid {what}: {', '.join(choices) or 'none'}"
+
+
+def refuse_unknown_params(dag_id: str, conf: Mapping[str, Any], known: Sequence[str]) -> None:
+    """Raise :class:`TriggerParamsError` for the first param of a run's ``conf`` that the DAG does not have,
+    with the nearest valid name: Airflow itself keeps an unknown key, so a typo would be ignored silently."""
+    for name in conf:
+        if name not in known:
+            raise TriggerParamsError(dag_id, str(name), f"unknown param; {_nearest_hint(str(name), known, 'params')}")
+
+
+def _written_frequency(value: Any) -> str | None:
+    """The text of a ``frequency`` written as a string (a ``timedelta`` from Python has none)."""
+    return value.strip() if isinstance(value, str) else None
+
+
+def format_duration(duration: timedelta) -> str:
+    """A short text for a duration: ``30m``, ``1h``, ``2d``, ``90s`` (the largest unit that divides it)."""
+    seconds = int(duration.total_seconds())
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
 
 
 def parse_frequency(value: Any) -> Schedule:

@@ -16,6 +16,7 @@
     ├── SyncExistsError            a sync name is already taken (REST API)
     ├── SyncNotFoundError          no sync has this name (REST API)
     ├── SyncStateError             an action is impossible in the sync's current state (REST API)
+    ├── TriggerParamsError         a run's params are refused: unknown name (with the nearest) or bad value
     └── StoreError                 Postgres refused or lost the connection, or the table is busy
         └── RegistryNotConfiguredError   the registry's Airflow connection is not defined (no API syncs)
 
@@ -205,6 +206,18 @@ class SyncNotFoundError(NangoError):
     def __init__(self, name: str) -> None:
         self.name = name
         super().__init__(f"sync {name!r} does not exist")
+
+
+class TriggerParamsError(NangoError, ValueError):
+    """The params of a run (a trigger's ``conf``) are refused; ``param`` names the param (``None``: the params
+    as a whole), ``detail`` says what was expected."""
+
+    def __init__(self, dag_id: str, param: str | None, message: str) -> None:
+        self.dag_id = dag_id
+        self.param = param
+        self.detail = message
+        what = f"param {param!r} of {dag_id}" if param else f"params of {dag_id}"
+        super().__init__(f"{what}: {message}")
 
 
 class SyncStateError(NangoError):

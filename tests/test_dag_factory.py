@@ -102,6 +102,13 @@ syncs:
     assert "limit=5" in dag.doc_md
 
 
+def test_doc_md_shows_the_frequency_as_written(tmp_path: Path) -> None:
+    write(tmp_path, "pokemon.yaml", POKEMON.format(frequency="30m"))
+    dag = load_sync_dags(tmp_path)["nango_sync_pokemon"]
+    assert "frequency: 30m" in dag.doc_md and "0:30:00" not in dag.doc_md
+    assert dag.schedule == timedelta(minutes=30)
+
+
 def test_every_yaml_file_under_the_folder_is_read(tmp_path: Path) -> None:
     write(tmp_path, "a.yaml", POKEMON.format(frequency="1h"))
     write(tmp_path, "team/b.yml", "syncs:\n  other:\n    url: https://api.example.com/x\n")

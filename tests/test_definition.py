@@ -16,8 +16,9 @@ from nango_provider.definition import (
     is_absolute_url,
     iter_definitions_file,
     parse_frequency,
+    refuse_unknown_params,
 )
-from nango_provider.exceptions import SyncDefinitionError
+from nango_provider.exceptions import SyncDefinitionError, TriggerParamsError
 
 URL = "https://api.example.com/v1/items"
 NAME = "demo"
@@ -484,6 +485,26 @@ def test_frequency_in_a_definition() -> None:
     assert build({"url": URL, "frequency": "90 minutes"}).frequency == timedelta(minutes=90)
 
 
+@pytest.mark.parametrize(
+    ("written", "shown"),
+    [("30m", "30m"), (" 90 minutes ", "90 minutes"), ("1 day", "1 day"), ("@daily", "@daily"), (None, None)],
+)
+def test_frequency_is_shown_as_written(written: str | None, shown: str | None) -> None:
+    definition = build({"url": URL, "frequency": written})
+    assert definition.frequency_as_written == shown and definition.redacted()["frequency"] == shown
+
+
+def test_default_and_python_durations_are_shown_short() -> None:
+    assert build({"url": URL}).redacted()["frequency"] == "1h"
+    assert build({"url": URL, "frequency": timedelta(minutes=30)}).frequency_as_written == "30m"
+    assert build({"url": URL, "frequency": timedelta(seconds=90)}).frequency_as_written == "90s"
+    assert build({"url": URL, "frequency": "30m"}) == build({"url": URL, "frequency": "30 minutes"})
+
+
+def test_frequency_text_is_not_a_field_users_write() -> None:
+    refused({"url": URL, "frequency_text": "30m"}, "frequency_text", "unknown field")
+
+
 def test_huge_frequency_is_a_definition_error() -> None:
     refused({"url": URL, "frequency": "1000000000 days"}, "frequency", "1000000000 days")
 
@@ -628,7 +649,7 @@ def test_redacted_hides_secrets() -> None:
         "nested": {"password": "***"},
         "items": [{"token": "***"}],
     }
-    assert shown["frequency"] == "1:00:00"
+    assert shown["frequency"] == "1h"
     assert shown["name"] == NAME
     assert shown["method"] == "POST"
     assert set(shown) == {"name", *FIELD_NAMES}
@@ -666,3 +687,17 @@ def test_a_relative_url_with_a_scheme_in_its_query_needs_a_connection() -> None:
     url = "/search?return_to=https://example.com/done"
     assert build({"url": url, "http_conn_id": "my_api"}).url == url
     refused({"url": url}, "url", "is relative: set http_conn_id")
+
+
+# --- params of a run -----------------------------------------------------------------------------------------
+
+
+def test_a_misspelled_run_param_is_refused_with_the_nearest_name() -> None:
+    known = ["full_refresh", "max_total"]
+    refuse_unknown_params("nango_sync_x", {"max_total": 5, "full_refresh": True}, known)
+    with pytest.raises(TriggerParamsError) as info:
+        refuse_unknown_params("nango_sync_x", {"max_totl": 5}, known)
+    assert info.value.param == "max_totl" and info.value.dag_id == "nango_sync_x"
+    assert str(info.value) == "param 'max_totl' of nango_sync_x: unknown param; did you mean 'max_total'?"
+    with pytest.raises(TriggerParamsError, match="valid params: full_refresh, max_total"):
+        refuse_unknown_params("nango_sync_x", {"zzz": 1}, known)

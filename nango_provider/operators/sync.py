@@ -29,7 +29,7 @@ from nango_provider.redaction import secret_values, url_secret_values
 if TYPE_CHECKING:
     from nango_provider.engine import Cancellation
 
-_FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency", "allow_short_frequency"})
+_FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency", "allow_short_frequency", "frequency_text"})
 OPERATOR_FIELDS = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in _FIELDS_NOT_FOR_TASKS)
 _MAPPING_FIELDS = ("headers", "query_params")
 _TRUE = frozenset({"true", "1", "yes", "on"})

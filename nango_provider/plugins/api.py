@@ -12,19 +12,21 @@
 Airflow does not protect plugin apps, so every route depends on Airflow's ``get_user`` (a JWT from
 ``POST /auth/token`` as ``Authorization: Bearer``, or the UI's ``_token`` cookie) and asks the auth manager
 whether the user may read (GET), change (PUT), create (POST) or delete (DELETE) the sync's DAG.
+
+Every error has one JSON shape (:func:`error_response`): ``{"status", "code", "detail", "sync", "field"}``,
+whatever refused the request (a definition, a missing sync, malformed JSON, a wrong content type, FastAPI's
+own validation, Airflow's authentication).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
+from email.message import Message
+from http import HTTPStatus
 from typing import Annotated, Any, Final, Literal
 
-from airflow.api_fastapi.app import get_auth_manager
-from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
-from airflow.api_fastapi.common.db.common import SessionDep
-from airflow.api_fastapi.core_api.security import get_user
 from fastapi import Body, Depends, FastAPI, HTTPException, Request, status
-from fastapi.exception_handlers import http_exception_handler
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -36,8 +38,18 @@ from nango_provider.exceptions import (
     SyncExistsError,
     SyncNotFoundError,
     SyncStateError,
+    TriggerParamsError,
 )
 from nango_provider.plugins import service
+from nango_provider.plugins.airflow_internals import (
+    BaseUser,
+    DagAccessEntity,
+    SessionDep,
+    authorized_dag_ids,
+    get_user,
+    is_authorized_dag,
+    login_url,
+)
 from nango_provider.plugins.page import ICON_SVG, PAGE_HTML
 from nango_provider.store.registry import SyncRegistry
 
@@ -59,38 +71,128 @@ class SyncAction(BaseModel):
     conf: dict[str, Any] | None = Field(default=None, description="trigger only: the run's params")
 
 
-# -- errors -------------------------------------------------------------------------------------------------
+# -- errors: one shape -------------------------------------------------------------------------------------
+
+_BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+
+
+def error_response(
+    status_code: int,
+    detail: str,
+    *,
+    code: str | None = None,
+    sync: str | None = None,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The one error body of the API: ``status`` (the HTTP status), ``code`` (a stable word to branch on),
+    ``detail`` (what went wrong, for people), ``sync`` and ``field`` (where, when known, else ``null``)."""
+    body = {
+        "status": status_code,
+        "code": code or HTTPStatus(status_code).phrase.lower().replace(" ", "_").replace("-", "_"),
+        "detail": detail,
+        "sync": sync,
+        "field": field,
+    }
+    return JSONResponse(body, status_code=status_code, headers=headers)
+
+
+@app.middleware("http")
+async def _require_json_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """415 for a POST or PUT whose body is not declared JSON (FastAPI would read a body without a content
+    type as JSON, and refuse form data with an unclear validation error)."""
+    if request.method in _BODY_METHODS and not _is_json_content_type(request.headers.get("content-type")):
+        given = request.headers.get("content-type")
+        return error_response(
+            status.HTTP_415_UNSUPPORTED_MEDIA_TYPE,
+            f"expected a JSON body with Content-Type: application/json, got {given or 'no Content-Type'}",
+            code="unsupported_media_type",
+        )
+    return await call_next(request)
+
+
+def _is_json_content_type(value: str | None) -> bool:
+    if not value:
+        return False
+    message = Message()
+    message["content-type"] = value
+    subtype = message.get_content_subtype()
+    return message.get_content_maintype() == "application" and (subtype == "json" or subtype.endswith("+json"))
+
+
+@app.exception_handler(RequestValidationError)
+def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+    """Malformed JSON is a 400; a body or parameter of the wrong form is a 422 naming the first field."""
+    problems: Sequence[dict[str, Any]] = error.errors()
+    malformed = next((problem for problem in problems if problem.get("type") == "json_invalid"), None)
+    if malformed is not None:
+        reason = (malformed.get("ctx") or {}).get("error", "")
+        position = malformed["loc"][-1] if len(malformed.get("loc", ())) > 1 else "?"
+        detail = f"the body is not valid JSON: {reason} (at character {position})".replace(":  (", " (")
+        return error_response(status.HTTP_400_BAD_REQUEST, detail, code="malformed_json")
+    fields = [".".join(str(part) for part in problem.get("loc", ())[1:]) for problem in problems]
+    detail = "; ".join(
+        f"{name or 'body'}: {problem.get('msg', 'invalid')}" for name, problem in zip(fields, problems, strict=True)
+    )
+    first_field = fields[0] if fields and fields[0] else None
+    return error_response(status.HTTP_422_UNPROCESSABLE_CONTENT, detail, code="invalid_request", field=first_field)
 
 
 @app.exception_handler(SyncDefinitionError)
 def _invalid_definition(_: Request, error: SyncDefinitionError) -> JSONResponse:
     """422 naming the sync and the field, with the text a YAML file would get."""
-    detail = {"sync": error.sync, "field": error.field, "message": str(error)}
-    return JSONResponse({"detail": detail}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, str(error), code="invalid_definition", sync=error.sync, field=error.field
+    )
+
+
+@app.exception_handler(TriggerParamsError)
+def _invalid_params(_: Request, error: TriggerParamsError) -> JSONResponse:
+    """422 naming the param (``conf.<name>``), with the nearest valid name for a misspelled one."""
+    sync = error.dag_id.removeprefix(service.DAG_PREFIX)
+    field = f"conf.{error.param}" if error.param else "conf"
+    return error_response(
+        status.HTTP_422_UNPROCESSABLE_CONTENT, str(error), code="invalid_params", sync=sync, field=field
+    )
 
 
 @app.exception_handler(SyncNotFoundError)
 def _not_found(_: Request, error: SyncNotFoundError) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_404_NOT_FOUND)
+    return error_response(status.HTTP_404_NOT_FOUND, str(error), code="sync_not_found", sync=error.name)
 
 
 @app.exception_handler(SyncExistsError)
+def _exists(_: Request, error: SyncExistsError) -> JSONResponse:
+    return error_response(status.HTTP_409_CONFLICT, str(error), code="sync_exists", sync=error.name)
+
+
 @app.exception_handler(SyncStateError)
-def _conflict(_: Request, error: Exception) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_409_CONFLICT)
+def _conflict(_: Request, error: SyncStateError) -> JSONResponse:
+    return error_response(status.HTTP_409_CONFLICT, str(error), code="sync_state")
 
 
 @app.exception_handler(StoreError)
 def _unavailable(_: Request, error: StoreError) -> JSONResponse:
-    return JSONResponse({"detail": str(error)}, status_code=status.HTTP_503_SERVICE_UNAVAILABLE)
+    return error_response(status.HTTP_503_SERVICE_UNAVAILABLE, str(error), code="store_unavailable")
 
 
 @app.exception_handler(StarletteHTTPException)
-async def _login_first(request: Request, error: StarletteHTTPException) -> Response:
-    """An anonymous visitor of the page is sent to Airflow's login; API clients get the usual JSON error."""
+async def _http_error(request: Request, error: StarletteHTTPException) -> Response:
+    """An anonymous visitor of the page is sent to Airflow's login; everything else gets the one error shape
+    (Airflow's authentication, 403s, unknown routes, wrong methods)."""
     if error.status_code == status.HTTP_401_UNAUTHORIZED and request.url.path.endswith("/ui"):
-        return RedirectResponse(get_auth_manager().get_url_login(next_url=str(request.url)))
-    return await http_exception_handler(request, error)
+        return RedirectResponse(login_url(next_url=str(request.url)))
+    detail = error.detail if isinstance(error.detail, str) else str(error.detail)
+    return error_response(error.status_code, detail, headers=getattr(error, "headers", None))
+
+
+@app.exception_handler(Exception)
+def _internal_error(_: Request, error: Exception) -> JSONResponse:
+    return error_response(
+        status.HTTP_500_INTERNAL_SERVER_ERROR,
+        f"internal error ({type(error).__name__}): see the API server's log",
+        code="internal_error",
+    )
 
 
 # -- authorization ------------------------------------------------------------------------------------------
@@ -100,10 +202,7 @@ def authorize(
     user: BaseUser, method: Literal["GET", "POST", "PUT", "DELETE"], dag_id: str, entity: DagAccessEntity | None = None
 ) -> None:
     """403 unless the auth manager lets ``user`` do ``method`` on the DAG ``dag_id`` (or on its ``entity``)."""
-    from airflow.models.dag import DagModel
-
-    details = DagDetails(id=dag_id, team_name=DagModel.get_team_name(dag_id))
-    if not get_auth_manager().is_authorized_dag(method=method, access_entity=entity, details=details, user=user):
+    if not is_authorized_dag(user, method, dag_id, entity):
         what = f"{method} {entity.value + ' of ' if entity else ''}{dag_id}"
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {user.get_name()!r} is not allowed to {what}")
 
@@ -114,15 +213,11 @@ def _dag_id(sync_id: str) -> str:
 
 def _readable(user: BaseUser, session: SessionDep, catalog: service.Catalog) -> list[str]:
     """Names of the syncs whose DAG ``user`` may read (syncs not parsed yet are checked one by one)."""
-    permitted = get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session)
+    permitted = authorized_dag_ids(user, session)
     names = []
     for name, entry in catalog.entries.items():
-        if entry.dag_id in permitted:
+        if entry.dag_id in permitted or (entry.dag is None and is_authorized_dag(user, "GET", entry.dag_id)):
             names.append(name)
-        elif entry.dag is None:
-            details = DagDetails(id=entry.dag_id)
-            if get_auth_manager().is_authorized_dag(method="GET", details=details, user=user):
-                names.append(name)
     return names
 
 
@@ -201,19 +296,12 @@ def act_on_sync(action: SyncAction, user: UserDep, session: SessionDep) -> dict[
         result["is_paused"] = action.action == "pause"
     elif action.action == "trigger":
         authorize(user, "POST", entry.dag_id, DagAccessEntity.RUN)
-        result |= _trigger(session, entry.dag_id, action.conf, user.get_name())
+        result |= service.trigger(session, entry.dag_id, action.conf, user.get_name())
     else:
         authorize(user, "PUT", entry.dag_id, DagAccessEntity.RUN)
         result["cancelled"] = service.cancel(session, entry.dag_id)
     service.audit(session, f"sync_{action.action}", entry.dag_id, user.get_name(), sync=entry.name)
     return result
-
-
-def _trigger(session: SessionDep, dag_id: str, conf: dict[str, Any] | None, user_name: str) -> dict[str, Any]:
-    try:
-        return service.trigger(session, dag_id, conf, user_name)
-    except ValueError as error:  # the DAG's params refused conf
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(error)) from error
 
 
 @app.delete(API_PREFIX + "/{sync_id}")

@@ -4,36 +4,37 @@ The catalog joins three sources by DAG id: the registry (syncs created through t
 (``$NANGO_SYNCS_PATH``, when the API server can read it) and Airflow's metadata (``DagModel``: every parsed
 ``nango_sync_*`` DAG, paused or not). Definition errors come from Airflow's metadata too: the DAG processor
 stores them as the import error of ``nango_sync_errors.py`` (``ParseImportError``), which the API server reads
-wherever it runs. Runs come from ``nango._nango_jobs`` in each sync's database. Actions use
-Airflow's own internals: ``DagModel.is_paused``, ``trigger_dag``, the service that marks a run failed, and the
-priority parsing request that the "Reparse" button of the UI uses.
+wherever it runs. Runs come from ``nango._nango_jobs`` in each sync's database. Every use of Airflow's
+internals (its metadata, its trigger and "mark as failed" services, the parsing requests of the "Reparse"
+button) goes through :mod:`nango_provider.plugins.airflow_internals`.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
-from sqlalchemy import func, select
 
 from nango_provider.dag_factory import ERRORS_FILE_NAME
 from nango_provider.definition import DAG_ID_PREFIX as DAG_PREFIX
-from nango_provider.definition import SyncDefinition, iter_definitions_file
+from nango_provider.definition import SyncDefinition, iter_definitions_file, refuse_unknown_params
 from nango_provider.exceptions import (
     InvalidSyncDefinitionsError,
     StoreError,
     SyncDefinitionError,
     SyncNotFoundError,
     SyncStateError,
+    TriggerParamsError,
 )
+from nango_provider.plugins import airflow_internals as airflow
+from nango_provider.plugins.airflow_internals import DagInfo
 from nango_provider.store.registry import SOURCE as REGISTRY_SOURCE
 from nango_provider.store.registry import SyncRegistry, connection_factory
 
@@ -63,20 +64,6 @@ SELECT dag_id, {columns} FROM (
 ) recent WHERE position <= %s ORDER BY dag_id, started_at, id
 """
 Source = Literal["api", "yaml", "dag_file"]
-
-
-@dataclass(frozen=True)
-class DagInfo:
-    """What Airflow knows of a sync's DAG."""
-
-    is_paused: bool
-    schedule: str | None
-    fileloc: str | None
-    bundle_name: str
-    relative_fileloc: str | None
-    has_import_errors: bool
-    next_run_after: datetime | None
-    tags: tuple[str, ...]
 
 
 @dataclass
@@ -113,24 +100,30 @@ class SyncEntry:
             "has_import_errors": self.dag.has_import_errors if self.dag else False,
             "next_run_after": self.dag.next_run_after if self.dag else None,
             "created_at": self.created_at,
-            "last_run": self.runs[-1] if self.runs else None,
+            "last_run": self._last_run(),
             "last_dag_run": self.dag_run,
             "history": self.runs,
         }
 
+    def _last_run(self) -> dict[str, Any] | None:
+        """The latest try; a failed try whose task waits for its next one (``up_for_retry``) is ``retrying``."""
+        if not self.runs:
+            return None
+        last = self.runs[-1]
+        dag_run = self.dag_run or {}
+        if last["status"] == "failed" and dag_run.get("retrying") and dag_run.get("run_id") == last["run_id"]:
+            return {**last, "status": "retrying"}
+        return last
+
 
 def _schedule_text(definition: SyncDefinition | None, dag: DagInfo | None) -> str | None:
-    """``every 30m`` for a duration, else the cron expression or preset (Airflow's summary for other DAGs)."""
-    frequency = definition.frequency if definition else None
-    if isinstance(frequency, timedelta):
-        seconds = int(frequency.total_seconds())
-        for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
-            if seconds % size == 0:
-                return f"every {seconds // size}{unit}"
-        return f"every {seconds}s"
-    if definition is not None:
-        return frequency  # a cron expression, a preset, or None: only triggered
-    return dag.schedule if dag else None
+    """``every 30m`` for a duration (as written), else the cron expression or preset (Airflow's summary for
+    DAGs the catalog has no definition of)."""
+    if definition is None:
+        return dag.schedule if dag else None
+    if isinstance(definition.frequency, str) or definition.frequency is None:
+        return definition.frequency  # a cron expression, a preset, or None: only triggered
+    return f"every {definition.frequency_as_written}"
 
 
 # -- the catalog --------------------------------------------------------------------------------------------
@@ -188,34 +181,18 @@ def load_catalog(session: Session, *, registry: SyncRegistry) -> Catalog:
 def definition_errors(session: Session) -> list[str]:
     """The import errors Airflow recorded for ``nango_sync_errors.py`` (every sync definition that could not be
     loaded, one line each) and for any DAG file of sync DAGs; empty when every definition loads."""
-    from airflow.models.errors import ParseImportError
-
-    sync_files = set(session.execute(_sync_dag_files()).tuples())
+    sync_files = airflow.dag_files(session, DAG_PREFIX, include_stale=True)
     found: list[str] = []
-    query = select(ParseImportError.bundle_name, ParseImportError.filename, ParseImportError.stacktrace)
-    for bundle_name, filename, stacktrace in session.execute(query.order_by(ParseImportError.filename)):
-        if filename is None:
-            continue
+    for bundle_name, filename, stacktrace in airflow.import_errors(session):
         if _is_errors_file(filename):
-            found.extend(_reported_lines(filename, stacktrace or ""))
+            found.extend(_reported_lines(filename, stacktrace))
         elif (bundle_name, filename) in sync_files:
-            found.append(f"{filename}: import error: {_last_line(stacktrace or '')}")
+            found.append(f"{filename}: import error: {_last_line(stacktrace)}")
     return found
 
 
 def _is_errors_file(relative_fileloc: str) -> bool:
     return Path(relative_fileloc).name == ERRORS_FILE_NAME
-
-
-def _sync_dag_files() -> Any:
-    """``(bundle_name, relative_fileloc)`` of every file that holds, or held, a sync DAG."""
-    from airflow.models.dag import DagModel
-
-    return (
-        select(DagModel.bundle_name, DagModel.relative_fileloc)
-        .where(DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))
-        .distinct()
-    )
 
 
 _REPORTED: Final = f"{InvalidSyncDefinitionsError.__module__}.{InvalidSyncDefinitionsError.__qualname__}: "
@@ -236,11 +213,13 @@ def _last_line(text: str) -> str:
 
 
 def _add_yaml_syncs(entries: dict[str, SyncEntry]) -> None:
-    """Definitions of the YAML folder, when this machine can read it (invalid ones are the DAG file's errors)."""
+    """Definitions of the YAML folder, when this machine can read it (invalid ones are the DAG file's errors);
+    ``defined_in`` is the file's path relative to the folder (no server path is shown)."""
     folder = os.environ.get("NANGO_SYNCS_PATH")
     if not folder or not Path(folder).is_dir():
         return
-    for path in sorted(Path(folder).rglob("*")):
+    root = Path(folder)
+    for path in sorted(root.rglob("*")):
         if path.suffix not in (".yaml", ".yml") or not path.is_file():
             continue
         try:
@@ -249,7 +228,7 @@ def _add_yaml_syncs(entries: dict[str, SyncEntry]) -> None:
             continue
         for item in loaded:
             if isinstance(item, SyncDefinition) and item.name not in entries:
-                entries[item.name] = SyncEntry(item.name, "yaml", item, defined_in=str(path))
+                entries[item.name] = SyncEntry(item.name, "yaml", item, defined_in=path.relative_to(root).as_posix())
 
 
 def _add_registry_syncs(entries: dict[str, SyncEntry], registry: SyncRegistry, errors: list[str]) -> bool:
@@ -279,30 +258,12 @@ def _add_dags(entries: dict[str, SyncEntry], dags: Mapping[str, DagInfo], *, del
             continue
         entry = entries.setdefault(name, SyncEntry(name, "api" if from_api else "dag_file"))
         entry.dag = info
-        entry.defined_in = entry.defined_in or info.fileloc
+        entry.defined_in = entry.defined_in or info.relative_fileloc  # relative to its DAG bundle
 
 
 def dag_infos(session: Session, dag_ids: Iterable[str] | None = None) -> dict[str, DagInfo]:
     """The parsed, not stale ``nango_sync_*`` DAGs (or just ``dag_ids``), by DAG id."""
-    from airflow.models.dag import DagModel
-
-    query = select(DagModel).where(~DagModel.is_stale, DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))
-    if dag_ids is not None:
-        query = query.where(DagModel.dag_id.in_(list(dag_ids)))
-    return {dag.dag_id: _dag_info(dag) for dag in session.scalars(query)}
-
-
-def _dag_info(dag: Any) -> DagInfo:
-    return DagInfo(
-        is_paused=bool(dag.is_paused),
-        schedule=dag.timetable_summary,
-        fileloc=dag.fileloc,
-        bundle_name=dag.bundle_name,
-        relative_fileloc=dag.relative_fileloc,
-        has_import_errors=bool(dag.has_import_errors),
-        next_run_after=dag.next_dagrun_create_after,
-        tags=tuple(sorted(tag.name for tag in dag.tags)),
-    )
+    return airflow.dag_infos(session, DAG_PREFIX, None if dag_ids is None else list(dag_ids))
 
 
 def _add_runs(entries: Mapping[str, SyncEntry], default_conn_id: str, errors: list[str]) -> None:
@@ -342,23 +303,9 @@ def job_history(conn_id: str, dag_ids: Sequence[str], limit: int = HISTORY_LENGT
 
 def _add_dag_runs(entries: Mapping[str, SyncEntry], session: Session) -> None:
     """The latest Airflow DAG run of each sync (queued runs have no job row yet)."""
-    from airflow.models.dagrun import DagRun
-
-    dag_ids = [entry.dag_id for entry in entries.values() if entry.dag]
-    if not dag_ids:
-        return
-    position = func.row_number().over(partition_by=DagRun.dag_id, order_by=DagRun.id.desc()).label("position")
-    ranked = select(DagRun.id, position).where(DagRun.dag_id.in_(dag_ids)).subquery()
-    latest = select(DagRun).join(ranked, ranked.c.id == DagRun.id).where(ranked.c.position == 1)
-    for run in session.scalars(latest):
-        entries[run.dag_id.removeprefix(DAG_PREFIX)].dag_run = {
-            "run_id": run.run_id,
-            "state": run.state,
-            "run_type": run.run_type,
-            "run_after": run.run_after,
-            "start_date": run.start_date,
-            "end_date": run.end_date,
-        }
+    runs = airflow.latest_dag_runs(session, [entry.dag_id for entry in entries.values() if entry.dag])
+    for dag_id, run in runs.items():
+        entries[dag_id.removeprefix(DAG_PREFIX)].dag_run = run
 
 
 # -- actions ------------------------------------------------------------------------------------------------
@@ -375,92 +322,48 @@ def require_dag(entry: SyncEntry) -> DagInfo:
 
 def set_paused(session: Session, dag_id: str, paused: bool, *, missing_ok: bool = False) -> None:
     """Pause or resume a DAG, as the pause toggle of the UI does."""
-    from airflow.models.dag import DagModel
-
-    dag = session.get(DagModel, dag_id)
-    if dag is None:
-        if missing_ok:
-            return
-        raise SyncStateError(f"the DAG {dag_id} is not parsed yet")
-    dag.is_paused = paused
+    try:
+        airflow.set_paused(session, dag_id, paused)
+    except airflow.DagNotParsedError:
+        if not missing_ok:
+            raise SyncStateError(f"the DAG {dag_id} is not parsed yet") from None
 
 
 def trigger(session: Session, dag_id: str, conf: Mapping[str, Any] | None, user_name: str) -> dict[str, Any]:
-    """Queue a manual run (the DAG's params validate ``conf``); raises ``ValueError`` for a bad ``conf``."""
-    from airflow.api.common.trigger_dag import trigger_dag
-    from airflow.exceptions import DagNotFound
-    from airflow.utils.types import DagRunTriggeredByType
-
+    """Queue a manual run; raises :class:`TriggerParamsError` for a param the DAG does not have, or one its
+    params refuse."""
+    conf = dict(conf or {})
     try:
-        run = trigger_dag(
-            dag_id,
-            triggered_by=DagRunTriggeredByType.REST_API,
-            triggering_user_name=user_name,
-            conf=dict(conf or {}),
-            session=session,
-        )
-    except DagNotFound as error:
+        known = airflow.dag_param_names(session, dag_id)
+    except airflow.DagNotParsedError as error:
         raise SyncStateError(f"the DAG {dag_id} is not parsed yet: {error}") from error
-    if run is None:
-        raise SyncStateError(f"Airflow did not create a run of {dag_id}")
-    return {"dag_run_id": run.run_id, "state": run.state}
+    refuse_unknown_params(dag_id, conf, known)
+    try:
+        run_id, state = airflow.trigger_run(session, dag_id, conf, user_name)
+    except airflow.DagNotParsedError as error:
+        raise SyncStateError(f"the DAG {dag_id} is not parsed yet: {error}") from error
+    except ValueError as error:  # the DAG's params refused a value
+        raise TriggerParamsError(dag_id, None, str(error)) from error
+    return {"dag_run_id": run_id, "state": state}
 
 
 def cancel(session: Session, dag_id: str) -> list[str]:
     """Mark every queued or running run of the DAG failed (running tasks are stopped); their run ids."""
-    from airflow.api_fastapi.common.dagbag import DBDagBag
-    from airflow.api_fastapi.core_api.datamodels.dag_run import DagRunMutableStates
-    from airflow.api_fastapi.core_api.services.public.dag_run import patch_dag_run_state
-    from airflow.models.dagrun import DagRun
-    from airflow.utils.state import DagRunState
-
-    active = select(DagRun).where(DagRun.dag_id == dag_id, DagRun.state.in_([DagRunState.QUEUED, DagRunState.RUNNING]))
-    cancelled: list[str] = []
-    dag_bag = DBDagBag()
-    for run in session.scalars(active).all():
-        dag = dag_bag.get_dag_for_run(run, session=session)
-        if dag is None:
-            continue
-        patch_dag_run_state(dag=dag, dag_run=run, state=DagRunMutableStates.FAILED, session=session)
-        cancelled.append(run.run_id)
-    return cancelled
+    return airflow.fail_active_runs(session, dag_id)
 
 
 def request_reparse(session: Session) -> bool:
     """Ask the DAG processor to parse, now, the DAG files that hold sync DAGs (and ``nango_sync_errors.py`` while
     it reports errors); whether there was one to ask for.
 
-    It is what ``PUT /api/v2/parseDagFile/{file_token}`` does: a ``DagPriorityParsingRequest`` per file.
     Before the first sync DAG exists no file is known, and the file is picked up at its next regular parse
     (``[dag_processor] min_file_process_interval``).
     """
-    from airflow.models.dag import DagModel
-    from airflow.models.dagbag import DagPriorityParsingRequest
-    from airflow.models.errors import ParseImportError
-
-    files: list[tuple[str | None, str | None]] = list(
-        session.execute(
-            select(DagModel.bundle_name, DagModel.relative_fileloc)
-            .where(~DagModel.is_stale, DagModel.dag_id.startswith(DAG_PREFIX, autoescape=True))
-            .distinct()
-        ).tuples()
-    )
-    failing = session.execute(select(ParseImportError.bundle_name, ParseImportError.filename)).tuples()
-    files += [(bundle, name) for bundle, name in failing if name is not None and _is_errors_file(name)]
-    for bundle_name, relative_fileloc in files:
-        if bundle_name is None or relative_fileloc is None:
-            continue
-        pending = select(DagPriorityParsingRequest.id).where(
-            DagPriorityParsingRequest.bundle_name == bundle_name,
-            DagPriorityParsingRequest.relative_fileloc == relative_fileloc,
-        )
-        if session.scalar(pending) is None:
-            session.add(DagPriorityParsingRequest(bundle_name=bundle_name, relative_fileloc=relative_fileloc))
-    return bool(files)
+    files = airflow.dag_files(session, DAG_PREFIX, include_stale=False)
+    failing = {(bundle, name) for bundle, name, _ in airflow.import_errors(session) if _is_errors_file(name)}
+    return airflow.request_parse(session, files | failing)
 
 
 def audit(session: Session, event: str, dag_id: str, user_name: str, **extra: Any) -> None:
     """An entry in Airflow's audit log (Browse > Audit Log), without the definition (it may hold secrets)."""
-    from airflow.models.log import Log
-
-    session.add(Log(event=f"nango_{event}", owner=user_name, dag_id=dag_id, extra=json.dumps(extra, default=str)))
+    airflow.add_audit_log(session, f"nango_{event}", dag_id, user_name, extra)
