@@ -10,6 +10,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
+	rm -rf *.egg-info  # a build by-product: found on sys.path, it would make Airflow load the plugin twice
 	touch $(STAMP)
 
 install: $(STAMP)

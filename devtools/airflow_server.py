@@ -1,5 +1,5 @@
-"""A real Airflow for the REST and browser tests (and, later, ``make airflow``): API server, scheduler and DAG
-processor as subprocesses over the local environment (embedded Postgres, demo API, the example DAGs).
+"""A real Airflow for the REST and browser tests and ``make airflow``: API server, scheduler, DAG processor and
+triggerer as subprocesses over the local environment (embedded Postgres, demo API, the example DAGs).
 
 Airflow's metadata lives in its own database (``airflow``) of the embedded Postgres, so the three processes
 and the task processes never fight over a SQLite file. Users come from the SimpleAuthManager: ``admin``
@@ -32,7 +32,9 @@ import requests
 from devtools.embedded_postgres import free_port
 from devtools.environment import LocalEnvironment, local_environment
 
-COMPONENTS: Final = ("api-server", "scheduler", "dag-processor")
+COMPONENTS: Final = ("api-server", "scheduler", "dag-processor", "triggerer")
+HEALTH_PARTS: Final = ("metadatabase", "scheduler", "triggerer", "dag_processor")
+"""Every component of ``/api/v2/monitor/health``: each one must report ``healthy``."""
 USERS: Final = {"admin": "admin", "viewer": "viewer"}
 """user name -> SimpleAuthManager role; every password is the user name."""
 
@@ -59,7 +61,8 @@ class AirflowServer:
     # -- processes ------------------------------------------------------------------------------------------
 
     def start(self, component: str) -> None:
-        """Start one component (``api-server``, ``scheduler`` or ``dag-processor``) in its own process group."""
+        """Start one component (``api-server``, ``scheduler``, ``dag-processor`` or ``triggerer``) in its own process
+        group."""
         args = {"api-server": ["api-server", "--host", "127.0.0.1", "--port", str(self.port), "--workers", "1"]}
         command = [sys.executable, "-m", "airflow", *args.get(component, [component])]
         with (self.home / f"{component}.log").open("ab") as log:
@@ -94,7 +97,7 @@ class AirflowServer:
         return "\n".join(text.splitlines()[-lines:])
 
     def wait_until_healthy(self, timeout: float = 180) -> None:
-        """Wait until the API server answers and reports a healthy scheduler and DAG processor."""
+        """Wait until the API server answers and reports every component healthy (:data:`HEALTH_PARTS`)."""
 
         def healthy() -> bool:
             self._check_alive()
@@ -102,8 +105,7 @@ class AirflowServer:
                 health = requests.get(f"{self.url}/api/v2/monitor/health", timeout=5).json()
             except (requests.RequestException, ValueError):
                 return False
-            parts = ("metadatabase", "scheduler", "dag_processor")
-            return all((health.get(part) or {}).get("status") == "healthy" for part in parts)
+            return all((health.get(part) or {}).get("status") == "healthy" for part in HEALTH_PARTS)
 
         wait_for(healthy, timeout, "Airflow to be healthy", self._diagnostics)
 
@@ -188,6 +190,10 @@ def server_environment(environment: LocalEnvironment, port: int, extra: Mapping[
     passwords.write_text(json.dumps({user: user for user in USERS}))
     return {
         **environment.env,
+        # The current folder is not put on sys.path: from the repository's root, the editable install's
+        # build by-product (nango_provider.egg-info) would be found as a second copy of the distribution,
+        # and Airflow would report the plugin "already registered".
+        "PYTHONSAFEPATH": "1",
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": _metadata_database(environment.postgres.uri),
         "AIRFLOW__CORE__AUTH_MANAGER": "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager",
         "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": ",".join(f"{user}:{role}" for user, role in USERS.items()),
@@ -242,6 +248,7 @@ def main() -> None:
         print(f"Airflow:  {server.url}  (users: admin/admin, viewer/viewer); Ctrl-C stops everything")
         print(f"Nango:    {server.url}/nango/ui   Postgres: {server.environment.postgres.uri}")
         print(f"Demo API: {server.environment.api.url}   logs: {server.home}/*.log")
+        print(f"Syncs:    {server.env['NANGO_SYNCS_PATH']}  (add a *.yaml file there: its DAG appears within seconds)")
         with contextlib.suppress(KeyboardInterrupt):
             while True:
                 time.sleep(3600)

@@ -23,11 +23,12 @@ PAGE_HTML: Final = """<!doctype html>
 <style>
   :root {
     --bg: #ffffff; --fg: #1f2933; --muted: #6b7785; --line: #e4e7eb; --head: #f5f7fa;
-    --ok: #15803d; --bad: #b91c1c; --run: #1d4ed8; --idle: #6b7785; --accent: #0f766e;
+    --ok: #15803d; --bad: #b91c1c; --run: #1d4ed8; --idle: #6b7785; --accent: #0f766e; --warn: #b45309;
   }
   @media (prefers-color-scheme: dark) {
     :root { --bg: #111827; --fg: #e5e7eb; --muted: #9ca3af; --line: #273244; --head: #1a2333;
-            --ok: #4ade80; --bad: #f87171; --run: #60a5fa; --idle: #9ca3af; --accent: #2dd4bf; }
+            --ok: #4ade80; --bad: #f87171; --run: #60a5fa; --idle: #9ca3af; --accent: #2dd4bf;
+            --warn: #fbbf24; }
   }
   * { box-sizing: border-box; }
   body { margin: 0; padding: 20px 24px; background: var(--bg); color: var(--fg);
@@ -53,6 +54,11 @@ PAGE_HTML: Final = """<!doctype html>
   .success, .active { color: var(--ok); }
   .failed, .abandoned { color: var(--bad); }
   .cancelled { color: var(--idle); }
+  .retrying { color: var(--warn); }
+  td.last-run-cell { white-space: normal; min-width: 280px; max-width: 440px; }
+  .run-error { color: var(--bad); font-size: 12px; margin-top: 4px; white-space: pre-wrap;
+               overflow-wrap: anywhere; max-height: 9.5em; overflow-y: auto; }
+  .retrying + .muted + .run-error { color: var(--warn); } .cancelled + .muted + .run-error { color: var(--idle); }
   .running, .queued { color: var(--run); }
   .paused, .none, .not-parsed { color: var(--idle); }
   a { color: var(--accent); }
@@ -154,9 +160,15 @@ function lastRun(sync) {
   }
   if (!run) return el("span", {class: "none"}, "never run");
   const when = run.ended_at || run.started_at;
-  return el("span", {class: "last-run", title: run.error || new Date(when).toLocaleString()},
+  const shown = el("span", {class: "last-run", title: new Date(when).toLocaleString()},
     el("span", {class: "badge " + run.status, "data-field": "status"}, run.status), " ",
     el("span", {class: "muted"}, ago(when)));
+  if (run.error) {
+    // the whole message, readable without hovering (the try's error while it waits for its retry)
+    const prefix = run.status === "retrying" ? "will retry: " : "";
+    shown.append(el("div", {class: "run-error", "data-field": "error"}, prefix + run.error));
+  }
+  return shown;
 }
 
 function row(sync) {
@@ -169,7 +181,7 @@ function row(sync) {
       el("div", {class: "muted"}, sync.table || "")),
     el("td", {"data-field": "schedule"}, sync.schedule || "triggered only"),
     el("td", {"data-field": "state"}, state(sync)),
-    el("td", {}, lastRun(sync)),
+    el("td", {class: "last-run-cell"}, lastRun(sync)),
     count("added"), count("updated"), count("unchanged"), count("deleted"),
     el("td", {class: "chart-cell", "data-field": "chart"}, chart(sync.history || []),
       el("span", {class: "muted"}, run.fetched === undefined ? "" : run.fetched + " fetched")),

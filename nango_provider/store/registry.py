@@ -97,8 +97,8 @@ def connection_factory(
 
 def _postgres_hook(conn_id: str, connect_timeout: int, statement_timeout: float | None) -> PostgresHook:
     """A ``PostgresHook`` whose Airflow connection is already looked up (the lookup is not a database call)."""
-    from airflow.exceptions import AirflowNotFoundException
     from airflow.providers.postgres.hooks.postgres import PostgresHook
+    from airflow.sdk.exceptions import AirflowNotFoundException
 
     options = f"-c statement_timeout={math.ceil(statement_timeout * 1000)}" if statement_timeout else None
     hook = PostgresHook(postgres_conn_id=conn_id, options=options)
