@@ -1,6 +1,7 @@
 """The original REST API (``/nango/v1/syncs``) on a real Airflow: create a sync with the body of the original
-guide, see its DAG appear and run, trigger, pause, resume, cancel, delete; validation errors, conflicts, and
-authentication and authorization with Airflow's own users."""
+guide, see its DAG appear and run, trigger, pause, resume, cancel, delete; validation errors (one error shape),
+conflicts, misspelled params, retrying runs, and authentication and authorization with Airflow's own users.
+Also: the Airflow that ``make airflow`` starts is healthy and loads the plugin once."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import psycopg
 import pytest
 import requests
 
-from devtools.airflow_server import AirflowServer
+from devtools.airflow_server import HEALTH_PARTS, AirflowServer, wait_for
 from tests.fixture_server import FixtureServer
 from tests.live_airflow import job_rows, live_airflow, wait_for_job, wait_until_idle
 from tests.test_guide import guide_endpoint, only_guide_requests
@@ -158,9 +159,132 @@ def test_the_guide_curl_examples_create_syncs_that_send_their_get_body(api: Api,
     only_guide_requests(guide_server)
 
 
+ERROR_KEYS = {"status", "code", "detail", "sync", "field"}
+
+
+def assert_error(response: requests.Response, status: int, code: str) -> dict[str, Any]:
+    """The response is an error of the one shape, with this status and code; its body."""
+    assert response.status_code == status, response.text
+    body = response.json()
+    assert set(body) == ERROR_KEYS and (body["status"], body["code"]) == (status, code), body
+    assert isinstance(body["detail"], str) and body["detail"]
+    return dict(body)
+
+
+def test_a_fresh_airflow_is_healthy_and_loads_the_plugin_once(live_airflow: AirflowServer) -> None:
+    health = requests.get(f"{live_airflow.url}/api/v2/monitor/health", timeout=30).json()
+    assert {part: health[part]["status"] for part in HEALTH_PARTS} == dict.fromkeys(HEALTH_PARTS, "healthy")
+    client = live_airflow.client()
+    errors = client.get(f"{live_airflow.url}/api/v2/plugins/importErrors", timeout=30).json()
+    assert errors == {"import_errors": [], "total_entries": 0}
+    plugins = client.get(f"{live_airflow.url}/api/v2/plugins", timeout=30).json()["plugins"]
+    assert [plugin["name"] for plugin in plugins] == ["nango"]
+
+
 def test_trigger_conf_is_checked_by_the_dag_params(api: Api, pokedex: str) -> None:
-    response = api.act("trigger", pokedex, conf={"max_total": 0})
-    assert response.status_code == 422 and "max_total" in response.json()["detail"]
+    body = assert_error(api.act("trigger", pokedex, conf={"max_total": 0}), 422, "invalid_params")
+    assert "max_total" in body["detail"] and (body["sync"], body["field"]) == (pokedex, "conf")
+
+
+def test_a_misspelled_trigger_param_is_refused_with_the_nearest_name(api: Api, pokedex: str) -> None:
+    runs_before = len(
+        api.http.get(f"{api.server.url}/api/v2/dags/nango_sync_pokedex/dagRuns", timeout=30).json()["dag_runs"]
+    )
+    body = assert_error(api.act("trigger", pokedex, conf={"max_totl": 5}), 422, "invalid_params")
+    assert (body["sync"], body["field"]) == (pokedex, "conf.max_totl")
+    assert body["detail"] == "param 'max_totl' of nango_sync_pokedex: unknown param; did you mean 'max_total'?"
+    other = assert_error(api.act("trigger", pokedex, conf={"colour": "red"}), 422, "invalid_params")
+    assert other["detail"].endswith("valid params: full_refresh, max_total")
+    runs_after = api.http.get(f"{api.server.url}/api/v2/dags/nango_sync_pokedex/dagRuns", timeout=30).json()
+    assert len(runs_after["dag_runs"]) == runs_before  # nothing was triggered
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("POST", "/v1/syncs", {"Content-Type": "application/json"}, '{"name": "x", "url": ', 400, "malformed_json"),
+        ("PUT", "/v1/syncs", {"Content-Type": "application/json"}, "{'action': 'pause'}", 400, "malformed_json"),
+        ("POST", "/v1/syncs", {}, '{"name": "x", "url": "https://example.com"}', 415, "unsupported_media_type"),
+        ("POST", "/v1/syncs", {"Content-Type": "text/plain"}, '{"name": "x"}', 415, "unsupported_media_type"),
+        (
+            "PUT",
+            "/v1/syncs",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+            "a=b",
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            "PUT",
+            "/v1/syncs",
+            {"Content-Type": "application/json"},
+            '{"action": "explode", "sync_id": "pokemon"}',
+            422,
+            "invalid_request",
+        ),
+        ("PUT", "/v1/syncs", {"Content-Type": "application/json"}, '{"action": "pause"}', 422, "invalid_request"),
+        ("POST", "/v1/syncs", {"Content-Type": "application/json"}, '["not", "an", "object"]', 422, "invalid_request"),
+        (
+            "POST",
+            "/v1/syncs",
+            {"Content-Type": "application/json"},
+            '{"name": "x", "urll": "u"}',
+            422,
+            "invalid_definition",
+        ),
+        (
+            "PUT",
+            "/v1/syncs",
+            {"Content-Type": "application/json"},
+            '{"action": "pause", "sync_id": "nope"}',
+            404,
+            "sync_not_found",
+        ),
+        ("GET", "/v1/syncs/nope", {}, None, 404, "sync_not_found"),
+        ("DELETE", "/v1/syncs/pokemon", {}, None, 409, "sync_state"),
+        (
+            "POST",
+            "/v1/syncs",
+            {"Content-Type": "application/json"},
+            '{"name": "pokemon", "url": "https://e.com"}',
+            409,
+            "sync_exists",
+        ),
+        ("GET", "/v1/nothing-here", {}, None, 404, "not_found"),
+        ("PATCH", "/v1/syncs", {"Content-Type": "application/json"}, "{}", 405, "method_not_allowed"),
+    ],
+)
+def test_every_error_has_one_shape(api: Api, case: tuple[str, str, dict[str, str], str | None, int, str]) -> None:
+    method, path, headers, data, status, code = case
+    response = api.http.request(method, f"{api.server.url}/nango{path}", headers=headers, data=data, timeout=30)
+    body = assert_error(response, status, code)
+    if code == "invalid_request":
+        assert body["field"] in ("action", "sync_id", None) and ":" in body["detail"]
+    if code == "malformed_json":
+        assert body["detail"].startswith("the body is not valid JSON")
+
+
+def test_authentication_errors_have_the_same_shape(live_airflow: AirflowServer) -> None:
+    anonymous = requests.get(f"{live_airflow.url}/nango/v1/syncs", timeout=30)
+    assert_error(anonymous, 401, "unauthorized")
+    bad_token = requests.get(
+        f"{live_airflow.url}/nango/v1/syncs", headers={"Authorization": "Bearer not-a-token"}, timeout=30
+    )
+    assert_error(bad_token, 403, "forbidden")
+    viewer = Api(live_airflow, "viewer").act("pause", "pokemon")
+    assert "'viewer' is not allowed" in assert_error(viewer, 403, "forbidden")["detail"]
+
+
+def test_defined_in_is_relative_and_frequencies_are_shown_as_written(api: Api) -> None:
+    listed = {sync["id"]: sync for sync in api.get().json()["syncs"]}
+    assert listed["pokemon"]["defined_in"] == "pokemon.yaml"
+    contacts = listed["hubspot_contacts"]
+    assert contacts["defined_in"] == "hubspot_contacts.yaml"
+    assert contacts["schedule"] == "every 30 minutes" and contacts["definition"]["frequency"] == "30 minutes"
+    assert listed["nested_objects"]["schedule"] == "0 */6 * * *"
+    for sync in listed.values():
+        assert sync["defined_in"] and not sync["defined_in"].startswith("/"), sync
+    assert "/dags_examples" not in api.get().text
 
 
 def test_pause_and_resume_change_is_paused(api: Api, pokedex: str) -> None:
@@ -201,9 +325,8 @@ def test_an_invalid_body_is_a_422_naming_the_field(
 ) -> None:
     body = {**guide_body(api.server, "typo"), **change}
     response = api.create(body)
-    assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
-    assert detail["field"] == field and message in detail["message"]
+    detail = assert_error(response, 422, "invalid_definition")
+    assert detail["field"] == field and message in detail["detail"]
     assert detail["sync"] == (body["name"] if isinstance(body["name"], str) else "?")
     assert api.get("typo").status_code == 404
 
@@ -297,3 +420,40 @@ def test_the_registry_survives_an_api_server_restart(api: Api, pokedex: str) -> 
     assert after.status_code == 200
     assert after.json()["source"] == "api" and after.json()["definition"] == before["definition"]
     assert after.json()["last_run"] == before["last_run"]
+
+
+def test_a_run_waiting_for_its_retry_shows_as_retrying(api: Api) -> None:
+    """A try that failed on a transient error (connection refused) waits for Airflow's retry: ``retrying``."""
+    body = {"name": "unreachable", "url": "http://127.0.0.1:9/items", "request_retries": 0, "frequency": None}
+    assert api.create(body).status_code == 201
+    api.server.wait_for_dag("nango_sync_unreachable", timeout=60)
+    run_id = api.act("trigger", "unreachable").json()["dag_run_id"]
+    shown: dict[str, Any] = {}
+
+    def retrying() -> bool:
+        shown.update(api.get("unreachable").json())
+        return bool(shown["last_run"]) and shown["last_run"]["status"] == "retrying"
+
+    wait_for(retrying, 120, "the failed try to wait for its retry", lambda: str(shown))
+    last = shown["last_run"]
+    assert (last["run_id"], last["try_number"]) == (run_id, 1) and "Connection refused" in last["error"]
+    assert shown["last_dag_run"]["state"] == "running" and shown["history"][-1]["status"] == "failed"
+
+    assert api.act("cancel", "unreachable").json()["cancelled"] == [run_id]
+    assert api.get("unreachable").json()["last_run"]["status"] == "failed"  # no retry will come
+    assert api.delete("unreachable").status_code == 200
+
+
+def test_a_misspelled_param_from_airflows_trigger_fails_the_run_at_once(api: Api, pokedex: str) -> None:
+    """Airflow's trigger form and REST API keep unknown params: the task refuses them before it runs, once."""
+    wait_until_idle(api.server, "nango_sync_pokedex")
+    dag_runs = f"{api.server.url}/api/v2/dags/nango_sync_pokedex/dagRuns"
+    created = api.http.post(dag_runs, json={"logical_date": None, "conf": {"max_totl": 5}}, timeout=30)
+    assert created.status_code == 200, created.text
+    run_id = created.json()["dag_run_id"]
+    assert api.server.wait_for_run("nango_sync_pokedex", run_id) == "failed"
+    (task,) = api.http.get(f"{dag_runs}/{run_id}/taskInstances", timeout=30).json()["task_instances"]
+    assert (task["state"], task["try_number"]) == ("failed", 1)  # no retry of a hopeless error
+    log = api.http.get(f"{dag_runs}/{run_id}/taskInstances/sync/logs/1", timeout=30).text
+    assert "param 'max_totl' of nango_sync_pokedex: unknown param; did you mean 'max_total'?" in log
+    assert all(row["run_id"] != run_id for row in job_rows(api.server, "nango_sync_pokedex"))

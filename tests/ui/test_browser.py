@@ -1,6 +1,8 @@
-"""The Airflow web UI in a real browser (Debian's headless Chromium, driven by Playwright): log in, trigger
-``nango_sync_pokemon`` with the params form, see the run succeed, then open the "Nango syncs" page from the nav
-and find the run's counts there. Screenshots of every step go to ``test-artifacts/``."""
+"""The Airflow web UI in a real browser (Debian's headless Chromium, driven by Playwright): a fresh Airflow shows
+every health badge green and no plugin import error; log in, trigger ``nango_sync_pokemon`` with the params
+form, see the run succeed, then open the "Nango syncs" page from the nav and find the run's counts there; a run
+waiting for its retry shows as retrying with its error readable on the page. Screenshots of every step go to
+``test-artifacts/``."""
 
 from __future__ import annotations
 
@@ -31,6 +33,9 @@ CHROMIUM_ARGS = [
 DAG_ID = "nango_sync_pokemon"
 MAX_TOTAL = 150
 TIMEOUT_MS = 30_000
+HEALTH_BADGES = ("MetaDatabase", "Scheduler", "Triggerer", "Dag Processor")
+CHECK_ICON = "M20 6 9 17l-5-5"
+"""The path of the check mark a healthy badge shows (an unhealthy one shows a cross)."""
 
 
 @pytest.fixture(scope="module")
@@ -75,15 +80,16 @@ def shot(page: Any, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
 
 
-def log_in(page: Any, server: AirflowServer, user: str = "admin", dag_id: str = DAG_ID) -> None:
-    """Open the DAG's page, land on the login form, sign in, and come back to the DAG."""
-    page.goto(f"{server.url}/dags/{dag_id}")
+def log_in(page: Any, server: AirflowServer, user: str = "admin", path: str = f"/dags/{DAG_ID}") -> None:
+    """Open ``path`` (a DAG's page by default), land on the login form, sign in, and come back to ``path``."""
+    page.goto(f"{server.url}{path}")
     page.get_by_label("Username").fill(user)
     page.get_by_label("Password").fill(user)
     shot(page, "01-login")
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url(f"**/dags/{dag_id}")
-    page.get_by_text(dag_id).first.wait_for()
+    page.wait_for_url(f"**{path}")
+    if path.startswith("/dags/"):
+        page.get_by_text(path.removeprefix("/dags/")).first.wait_for()
 
 
 def trigger_with_params(page: Any, server: AirflowServer) -> str:
@@ -111,6 +117,25 @@ def manual_runs(server: AirflowServer) -> list[dict[str, Any]]:
     )
     response.raise_for_status()
     return list(response.json()["dag_runs"])
+
+
+def test_a_fresh_airflow_shows_every_component_healthy_and_no_import_error(
+    live_airflow: AirflowServer, page: Any
+) -> None:
+    log_in(page, live_airflow, path="/")
+    health = page.get_by_role("heading", name="Health").locator("xpath=../..")
+    badges = health.get_by_test_id("state-badge")
+    badges.first.wait_for()
+    assert badges.all_inner_texts() == list(HEALTH_BADGES)
+    for index in range(badges.count()):
+        assert CHECK_ICON in badges.nth(index).inner_html(), f"{HEALTH_BADGES[index]} is not healthy"
+    shot(page, "00-home-health")
+    assert "Import Error" not in page.inner_text("body")
+
+    page.goto(f"{live_airflow.url}/plugins")
+    page.get_by_role("cell", name="nango", exact=True).wait_for()
+    shot(page, "00-plugins")
+    assert "Import Error" not in page.inner_text("body")
 
 
 def test_trigger_from_the_ui_then_find_the_counts_on_the_nango_page(
@@ -149,7 +174,7 @@ def test_trigger_from_the_ui_then_find_the_counts_on_the_nango_page(
 
 def test_the_rendered_templates_tab_shows_no_secret(live_airflow: AirflowServer, page: Any) -> None:
     dag_id, run_id = run_signed_sync(live_airflow, "signed_ui")
-    log_in(page, live_airflow, dag_id=dag_id)
+    log_in(page, live_airflow, path=f"/dags/{dag_id}")
     page.goto(f"{live_airflow.url}/dags/{dag_id}/runs/{run_id}/tasks/sync")
     page.get_by_role("link", name="Rendered Templates").click()
     page.wait_for_url("**/tasks/sync/rendered_templates")
@@ -158,3 +183,35 @@ def test_the_rendered_templates_tab_shows_no_secret(live_airflow: AirflowServer,
     shot(page, "05-rendered-templates")
     text = page.locator("body").inner_text() + page.content()
     assert not [secret for secret in SIGNED_SECRETS.values() if secret in text]
+
+
+def test_a_retrying_run_and_its_error_are_readable_on_the_nango_page(live_airflow: AirflowServer, page: Any) -> None:
+    """A try that failed on a transient error waits for its retry: ``retrying``, the error shown in full."""
+    client = live_airflow.client()
+    syncs = f"{live_airflow.url}/nango/v1/syncs"
+    body = {"name": "unreachable", "url": "http://127.0.0.1:9/items", "request_retries": 0, "frequency": None}
+    assert client.post(syncs, json=body, timeout=30).status_code == 201
+    live_airflow.wait_for_dag("nango_sync_unreachable", timeout=60)
+    triggered = client.put(syncs, json={"action": "trigger", "sync_id": "unreachable"}, timeout=30)
+    assert triggered.status_code == 200, triggered.text
+
+    def retrying() -> bool:
+        last = client.get(f"{syncs}/unreachable", timeout=30).json()["last_run"]
+        return bool(last) and last["status"] == "retrying"
+
+    wait_for(retrying, 120, "the failed try to wait for its retry")
+    try:
+        log_in(page, live_airflow, path="/plugin/nango_syncs")
+        frame = page.frame_locator("iframe")
+        row = frame.locator('tr[data-sync="unreachable"]')
+        assert row.locator('[data-field="status"]').inner_text() == "retrying"
+        error = row.locator('[data-field="error"]')
+        assert error.is_visible()
+        assert error.inner_text().startswith("will retry: HttpError: sync 'unreachable': ConnectionError")
+        assert "Connection refused" in error.inner_text()
+        contacts = frame.locator('tr[data-sync="hubspot_contacts"] [data-field="schedule"]')
+        assert contacts.inner_text() == "every 30 minutes"
+        shot(page, "06-nango-page-retrying")
+    finally:
+        client.put(syncs, json={"action": "cancel", "sync_id": "unreachable"}, timeout=30)
+        client.delete(f"{syncs}/unreachable", timeout=30)
