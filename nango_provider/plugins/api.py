@@ -99,7 +99,7 @@ def error_response(
 
 @app.middleware("http")
 async def _require_json_body(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-    """415 for a POST or PUT whose body is not declared JSON (FastAPI would read a body without a content
+    """415 for a POST, PUT or PATCH whose body is not declared JSON (FastAPI would read a body without a content
     type as JSON, and refuse form data with an unclear validation error)."""
     if request.method in _BODY_METHODS and not _is_json_content_type(request.headers.get("content-type")):
         given = request.headers.get("content-type")
@@ -126,9 +126,9 @@ def _invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
     problems: Sequence[dict[str, Any]] = error.errors()
     malformed = next((problem for problem in problems if problem.get("type") == "json_invalid"), None)
     if malformed is not None:
-        reason = (malformed.get("ctx") or {}).get("error", "")
+        reason = (malformed.get("ctx") or {}).get("error") or "unreadable"
         position = malformed["loc"][-1] if len(malformed.get("loc", ())) > 1 else "?"
-        detail = f"the body is not valid JSON: {reason} (at character {position})".replace(":  (", " (")
+        detail = f"the body is not valid JSON: {reason} (at character {position})"
         return error_response(status.HTTP_400_BAD_REQUEST, detail, code="malformed_json")
     fields = [".".join(str(part) for part in problem.get("loc", ())[1:]) for problem in problems]
     detail = "; ".join(
