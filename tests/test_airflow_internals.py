@@ -281,3 +281,18 @@ def test_audit_log_entries_show_in_airflow(live_airflow: AirflowServer, metadata
     assert [(log["dag_id"], log["owner"], log["extra"]) for log in logs] == [
         (DAG_ID, "admin", '{"sync": "nested_objects"}')
     ]
+
+
+# -- deprecations fail the suite ------------------------------------------------------------------------------
+
+
+def test_a_removed_in_airflow_4_warning_fails_the_suite() -> None:
+    """pyproject's ``filterwarnings`` turns Airflow's deprecations (and the project's own) into errors."""
+    import warnings
+
+    from airflow.exceptions import RemovedInAirflow4Warning
+
+    with pytest.raises(RemovedInAirflow4Warning):
+        warnings.warn("going away in Airflow 4", RemovedInAirflow4Warning, stacklevel=1)
+    with pytest.raises(DeprecationWarning):
+        warnings.warn("a deprecated nango_provider API", DeprecationWarning, stacklevel=1)
