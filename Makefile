@@ -6,11 +6,13 @@ STAMP := $(VENV)/.installed
 
 .PHONY: install test test-ui lint unit demo airflow bench clean
 
+# The editable install leaves nango_provider.egg-info in the repository's root, a build by-product: found on
+# sys.path (python -m from here, pytest), it would make Airflow load the plugin twice. It is removed.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'
-	rm -rf *.egg-info  # a build by-product: found on sys.path, it would make Airflow load the plugin twice
+	rm -rf *.egg-info
 	touch $(STAMP)
 
 install: $(STAMP)
