@@ -105,6 +105,7 @@ ATTRIBUTES: dict[str, set[str]] = {
     },
     "airflow.models.taskinstance:TaskInstance": {"dag_id", "run_id", "state"},
     "airflow.models.dagbag:DagPriorityParsingRequest": {"id", "bundle_name", "relative_fileloc"},
+    "airflow.models.errors:ParseImportError": {"bundle_name", "filename", "stacktrace"},
     "airflow.api_fastapi.auth.managers.base_auth_manager:BaseAuthManager": {"get_url_login"},
 }
 MEMBERS: dict[str, set[str]] = {
@@ -252,13 +253,16 @@ def test_trigger_then_fail_active_runs(live_airflow: AirflowServer, metadata: Se
 
 
 @pytest.mark.integration
-def test_request_reparse_is_taken_by_the_dag_processor(live_airflow: AirflowServer, metadata: Session) -> None:
+def test_request_parse_is_taken_by_the_dag_processor(live_airflow: AirflowServer, metadata: Session) -> None:
     from airflow.models.dagbag import DagPriorityParsingRequest
 
     from nango_provider.plugins import airflow_internals as adapter
 
+    files = adapter.dag_files(metadata, "nango_sync_", include_stale=False)
+    assert files == {("dags-folder", "nango_syncs.py")}
+    assert files <= adapter.dag_files(metadata, "nango_sync_", include_stale=True)
     pending = select(DagPriorityParsingRequest.relative_fileloc)
-    assert adapter.request_reparse(metadata, "nango_sync_") is True
+    assert adapter.request_parse(metadata, files) is True
     metadata.flush()
     assert "nango_syncs.py" in metadata.scalars(pending).all()
     metadata.commit()
@@ -268,7 +272,20 @@ def test_request_reparse_is_taken_by_the_dag_processor(live_airflow: AirflowServ
         return "nango_syncs.py" not in metadata.scalars(pending).all()
 
     wait_for(taken, 60, "the DAG processor to take the parsing request")
-    assert adapter.request_reparse(metadata, "nango_sync_nothing_") is False
+    assert adapter.request_parse(metadata, []) is False
+    assert adapter.dag_files(metadata, "nango_sync_nothing_", include_stale=True) == set()
+
+
+@pytest.mark.integration
+def test_import_errors_are_read_as_airflow_shows_them(live_airflow: AirflowServer, metadata: Session) -> None:
+    from nango_provider.plugins import airflow_internals as adapter
+
+    shown = airflow_view(live_airflow, "importErrors")["import_errors"]
+    read = adapter.import_errors(metadata)
+    assert [name for _, name, _ in read] == sorted(name for _, name, _ in read)  # by file
+    assert sorted((name, trace) for _, name, trace in read) == sorted(
+        (error["filename"], error["stack_trace"]) for error in shown
+    )
 
 
 @pytest.mark.integration
