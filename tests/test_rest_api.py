@@ -14,8 +14,9 @@ import pytest
 import requests
 
 from devtools.airflow_server import HEALTH_PARTS, AirflowServer, wait_for
+from devtools.environment import EXAMPLES
 from tests.fixture_server import FixtureServer
-from tests.live_airflow import job_rows, live_airflow, wait_for_job, wait_until_idle
+from tests.live_airflow import job_rows, live_airflow, syncs_folder, wait_for_job, wait_until_idle
 from tests.test_guide import guide_endpoint, only_guide_requests
 
 pytestmark = pytest.mark.integration
@@ -284,7 +285,8 @@ def test_defined_in_is_relative_and_frequencies_are_shown_as_written(api: Api) -
     assert listed["nested_objects"]["schedule"] == "0 */6 * * *"
     for sync in listed.values():
         assert sync["defined_in"] and not sync["defined_in"].startswith("/"), sync
-    assert "/dags_examples" not in api.get().text
+    listing = api.get().text
+    assert str(syncs_folder(api.server)) not in listing and str(EXAMPLES) not in listing
 
 
 def test_pause_and_resume_change_is_paused(api: Api, pokedex: str) -> None:
