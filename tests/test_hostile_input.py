@@ -480,8 +480,9 @@ def test_each_reproduction_is_a_422_naming_the_field(
 ) -> None:
     response = rest.create(name, _rest_fields(rest.server, fields))
     assert response.status_code == 422, response.text
-    detail = response.json()["detail"]
-    assert (detail["sync"], detail["field"]) == (name, field) and message in detail["message"]
+    error = response.json()  # the API's one error shape
+    assert (error["code"], error["sync"], error["field"]) == ("invalid_definition", name, field)
+    assert message in error["detail"]
     listed = rest.http.get(rest.base, timeout=60)
     assert listed.status_code == 200 and name not in {sync["id"] for sync in listed.json()["syncs"]}
 
@@ -494,10 +495,10 @@ def test_a_table_taken_by_another_sync_is_a_422_naming_it(rest: RestApi) -> None
     try:
         second = rest.create("hostile_second", {"url": url, "table": "hostile.things", "frequency": None})
         assert second.status_code == 422, second.text
-        detail = second.json()["detail"]
-        assert detail["field"] == "table" and "is the table of sync 'hostile_first'" in detail["message"]
+        error = second.json()
+        assert error["field"] == "table" and "is the table of sync 'hostile_first'" in error["detail"]
         yaml_table = rest.create("hostile_third", {"url": url, "table": "nango.pokemon", "frequency": None})
-        assert yaml_table.status_code == 422 and yaml_table.json()["detail"]["field"] == "table"
+        assert yaml_table.status_code == 422 and yaml_table.json()["field"] == "table"
     finally:
         assert rest.http.delete(f"{rest.base}/hostile_first", timeout=60).status_code == 200
 
