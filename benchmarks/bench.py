@@ -6,7 +6,8 @@ RSS figures are each measurement's own. Prints the results and the goals; writes
 repository unless ``--write-doc`` is given, which rewrites the results section of docs/performance.md.
 Everything it starts, it stops.
 
-Run: ``make bench`` or ``python -m benchmarks.bench [--repeat 3] [--sizes 40000 200000] [--write-doc]``.
+Run: ``make bench`` or ``python -m benchmarks.bench [--repeat 3] [--sizes 40000 200000] [--latency-ms 20]
+[--skip-latency] [--skip-incremental] [--skip-parsing] [--write-doc]``.
 """
 
 from __future__ import annotations
@@ -33,6 +34,10 @@ SIZES = (40_000, 200_000)
 PARSE_COUNT = 1000
 ONE_DAG_ID = "nango_sync_sync_0500"
 SYNC_TABLE = "bench.contacts"
+LATENCY_MS = 20.0
+LATENCY_RECORDS = 20_000
+LATENCY_PAGE_SIZE = 100
+LATENCY_CONCURRENCY = 8
 _STATS_WAIT_SECONDS = 15.0
 
 
@@ -63,6 +68,33 @@ class SizeResults:
     resync: Runs = field(default_factory=Runs)
     dlt: Runs = field(default_factory=Runs)
     rewritten: list[dict[str, int]] = field(default_factory=list)
+
+
+@dataclass
+class LatencyResults:
+    """Syncs against an API with a fixed latency per page: one request at a time, and several at once."""
+
+    records: int
+    latency: float
+    page_size: int
+    concurrency: int
+    sequential: Runs = field(default_factory=Runs)
+    parallel: Runs = field(default_factory=Runs)
+
+    @property
+    def bound(self) -> float:
+        """Records per second of a sync that waits only for the API: records per page / latency."""
+        return self.page_size / self.latency
+
+
+@dataclass
+class IncrementalResults:
+    """Re-syncs after 1% of the records changed upstream: incremental (since the mark) and full."""
+
+    records: int
+    changed: int
+    incremental: Runs = field(default_factory=Runs)
+    full: Runs = field(default_factory=Runs)
 
 
 @dataclass
@@ -158,6 +190,47 @@ class Bench:
                 conn.execute(f'DROP SCHEMA IF EXISTS "{dataset}" CASCADE')
                 conn.execute(f'DROP SCHEMA IF EXISTS "{dataset}_staging" CASCADE')
 
+    # -- latency: sequential and parallel pages ------------------------------------------------------
+
+    def measure_latency(self, records: int, latency: float, page_size: int, concurrency: int) -> LatencyResults:
+        """The Jira-style offset sync, one page at a time and ``concurrency`` at once, ``repeat`` times each."""
+        results = LatencyResults(records, latency, page_size, concurrency)
+        with DemoApiProcess(records, latency=latency) as api:
+            base = {"api_url": api.url, "uri": self.uri, "records": records, "page_size": page_size}
+            self.child("latency_sync", base | {"concurrency": concurrency, "run_id": "latency_warm_up"})
+            for repetition in range(1, self.repeat + 1):
+                self.log(f"latency {latency * 1000:.0f} ms, {records:,} records, repetition {repetition}/{self.repeat}")
+                run_id = f"latency_{repetition}"
+                sequential = base | {"concurrency": 1, "run_id": f"{run_id}_sequential"}
+                results.sequential.results.append(self.child("latency_sync", sequential))
+                parallel = base | {"concurrency": concurrency, "run_id": f"{run_id}_parallel"}
+                results.parallel.results.append(self.child("latency_sync", parallel))
+        return results
+
+    # -- incremental re-sync -------------------------------------------------------------------------
+
+    def measure_incremental(self, records: int) -> IncrementalResults:
+        """After a full run, repeatedly: 1% changed upstream, an incremental re-sync; 1% changed, a full re-sync."""
+        changed = max(1, records // 100)
+        results = IncrementalResults(records, changed)
+        with DemoApiProcess(records) as api:
+            api.warm_up()
+            base = {"api_url": api.url, "uri": self.uri, "records": records}
+            with psycopg.connect(self.uri, autocommit=True) as conn:
+                conn.execute("DROP TABLE IF EXISTS bench.contacts_incremental")
+            self.child("incremental_sync", base | {"full_refresh": True, "run_id": "incremental_first"})
+            for repetition in range(1, self.repeat + 1):
+                self.log(f"incremental re-sync of {records:,} records, repetition {repetition}/{self.repeat}")
+                api.mutate(changed)
+                run = self.child("incremental_sync", base | {"full_refresh": False, "run_id": f"inc_{repetition}"})
+                _check_counts("incremental re-sync", run["counts"], {"updated": changed, "added": 0, "deleted": 0})
+                results.incremental.results.append(run)
+                api.mutate(changed)
+                run = self.child("incremental_sync", base | {"full_refresh": True, "run_id": f"full_{repetition}"})
+                _check_counts("full re-sync", run["counts"], {"fetched": records, "updated": changed, "added": 0})
+                results.full.results.append(run)
+        return results
+
     # -- DAG parsing ----------------------------------------------------------------------------------
 
     def measure_parsing(self) -> ParseResults:
@@ -224,6 +297,17 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--sizes", type=int, nargs="+", default=list(SIZES), help="records per sync (default: %(default)s)"
     )
     parser.add_argument("--skip-parsing", action="store_true", help="do not run the DAG-parsing benchmark")
+    parser.add_argument("--skip-latency", action="store_true", help="do not run the latency benchmark")
+    parser.add_argument("--skip-incremental", action="store_true", help="do not run the incremental re-sync benchmark")
+    parser.add_argument(
+        "--latency-ms", type=float, default=LATENCY_MS, help="the API's latency per page (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--latency-records",
+        type=int,
+        default=LATENCY_RECORDS,
+        help="records of the latency runs (default: %(default)s)",
+    )
     return parser.parse_args(argv)
 
 
@@ -252,6 +336,12 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(postgres.uri, postmaster_pid(postgres.data_dir), workdir, args.repeat, log)
         machine = report.machine_info(postgres.uri)
         sizes = [bench.measure_size(records) for records in sorted(args.sizes)]
+        incremental = None if args.skip_incremental else bench.measure_incremental(max(args.sizes))
+        latency = None
+        if not args.skip_latency:
+            latency = bench.measure_latency(
+                args.latency_records, args.latency_ms / 1000, LATENCY_PAGE_SIZE, LATENCY_CONCURRENCY
+            )
         parse = None if args.skip_parsing else bench.measure_parsing()
     except ChildError as error:
         log(f"a measurement failed, no results:\n{error}")
@@ -261,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
     machine["load average (1, 5, 15 min)"] = f"{load_at_start} at the start, {report.load_average()} at the end"
-    text = report.render(machine, sizes, parse, repeat=args.repeat, elapsed=elapsed)
+    text = report.render(machine, sizes, parse, latency, incremental, repeat=args.repeat, elapsed=elapsed)
     print(text)
     if args.write_doc:
         report.write_doc(text)

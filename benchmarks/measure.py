@@ -26,6 +26,7 @@ Result = dict[str, Any]
 RESULT_PREFIX = "RESULT "
 CONTACTS_PATH = "/crm/v3/objects/contacts"
 PAGE_SIZE = 1000
+JIRA_PATH = "/rest/api/3/search"
 
 
 def contacts_fields(api_url: str, table: str) -> dict[str, Any]:
@@ -160,6 +161,72 @@ def measure_sync(params: Params) -> Result:
     return {"seconds": seconds, "cpu_seconds": cpu, "counts": counts}
 
 
+def jira_fields(api_url: str, table: str, page_size: int, concurrency: int) -> dict[str, Any]:
+    """Definition fields of the latency benchmark: the demo API's Jira-style offset endpoint with a total."""
+    return {
+        "url": f"{api_url}{JIRA_PATH}",
+        "response_path": "issues",
+        "unique_key": "id",
+        "table": table,
+        "paging": {
+            "type": "offset",
+            "offset_name_in_request": "startAt",
+            "offset_calculation_method": "by-limit",
+            "limit_name_in_request": "maxResults",
+            "limit": page_size,
+            "total_path_in_response": "total",
+            "concurrency": concurrency,
+        },
+    }
+
+
+def measure_latency_sync(params: Params) -> Result:
+    """A whole run into an empty table, against an API that answers each page after a fixed latency."""
+    import psycopg
+
+    from nango_provider.definition import SyncDefinition
+    from nango_provider.engine import run_sync
+    from nango_provider.hooks.nango import NangoHook
+    from nango_provider.store.postgres import PostgresStore, RunIdentity
+
+    table = "bench.latency"
+    fields = jira_fields(params["api_url"], table, params["page_size"], params["concurrency"])
+    definition = SyncDefinition.from_mapping("bench_latency", fields)
+    uri = params["uri"]
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute(f"DROP TABLE IF EXISTS {table}")  # not timed: every run is an initial sync
+    store = PostgresStore(lambda: psycopg.connect(uri), definition)
+    run = RunIdentity(definition.name, definition.dag_id, "sync", params["run_id"])
+    started, cpu = time.perf_counter(), time.process_time()
+    counts = run_sync(NangoHook(), store, definition, run, log=lambda _message: None)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    records = params["records"]
+    _expect(counts["fetched"] == counts["added"] == records, f"latency sync counts {counts}, expected {records} added")
+    return {"seconds": seconds, "cpu_seconds": cpu, "counts": counts}
+
+
+def measure_incremental_sync(params: Params) -> Result:
+    """The contacts sync with ``incremental`` on ``updatedAt`` (``updated_since``): one whole run, timed; with
+    ``full_refresh`` it fetches everything (and sets the mark), otherwise only what changed since the mark."""
+    import psycopg
+
+    from nango_provider.definition import SyncDefinition
+    from nango_provider.engine import run_sync
+    from nango_provider.hooks.nango import NangoHook
+    from nango_provider.store.postgres import PostgresStore, RunIdentity
+
+    fields = contacts_fields(params["api_url"], "bench.contacts_incremental")
+    fields["incremental"] = {"record_field": "updatedAt", "request_name": "updated_since"}
+    definition = SyncDefinition.from_mapping("bench_incremental", fields)
+    uri = params["uri"]
+    store = PostgresStore(lambda: psycopg.connect(uri), definition)
+    run = RunIdentity(definition.name, definition.dag_id, "sync", params["run_id"])
+    started, cpu = time.perf_counter(), time.process_time()
+    counts = run_sync(NangoHook(), store, definition, run, full_refresh=params["full_refresh"], log=lambda _: None)
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+    return {"seconds": seconds, "cpu_seconds": cpu, "counts": counts}
+
+
 # -- dlt ----------------------------------------------------------------------------------------------
 
 
@@ -281,6 +348,8 @@ MEASUREMENTS: dict[str, Callable[[Params], Result]] = {
     "fetch": measure_fetch,
     "upsert": measure_upsert,
     "sync": measure_sync,
+    "latency_sync": measure_latency_sync,
+    "incremental_sync": measure_incremental_sync,
     "dlt": measure_dlt,
     "parse_ours": measure_parse_ours,
     "parse_dagfactory": measure_parse_dagfactory,

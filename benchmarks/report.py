@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import psycopg
 
 if TYPE_CHECKING:
-    from benchmarks.bench import ParseResults, Runs, SizeResults
+    from benchmarks.bench import IncrementalResults, LatencyResults, ParseResults, Runs, SizeResults
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "performance.md"
@@ -29,6 +29,9 @@ MIN_DLT_SPEEDUP = 5.0
 MAX_RSS_GROWTH_MB = 30.0
 MAX_PARSE_RATIO = 0.5
 MAX_ONE_DAG_SECONDS = 0.100
+MIN_LATENCY_BOUND_RATIO = 0.9
+MIN_PARALLEL_SPEEDUP = 5.0
+MIN_INCREMENTAL_SPEEDUP = 20.0
 
 
 @dataclass(frozen=True)
@@ -263,6 +266,93 @@ def _parsing(parse: ParseResults, repeat: int) -> list[str]:
     ]
 
 
+def _latency(latency: LatencyResults, repeat: int) -> list[str]:
+    bound = latency.bound
+    sequential = latency.records / latency.sequential.median()
+    rows = []
+    for label, runs in (
+        ("one page at a time", latency.sequential),
+        (f"concurrency {latency.concurrency}", latency.parallel),
+    ):
+        rate = latency.records / runs.median()
+        rows.append([label, _rates(latency.records, runs), f"{rate / bound:.2f}", f"{rate / sequential:.1f}x"])
+    return [
+        f"### Latency: {latency.latency * 1000:.0f} ms per page, {latency.page_size} records per page",
+        "",
+        f"The demo API answers each page of its Jira-style offset endpoint after {latency.latency * 1000:.0f} ms "
+        f"({latency.records:,} records, `total` in every page). The bound of a sync that waits only for the API, "
+        f"one page at a time, is {bound:,.0f} records/s. Records/s over {repeat} runs, median first.",
+        "",
+        *_table(["sync", "records/s", "x bound", "x one at a time"], rows),
+        "",
+    ]
+
+
+def _incremental(incremental: IncrementalResults, repeat: int) -> list[str]:
+    rows = [
+        ["incremental (since the mark)", _seconds(incremental.incremental), f"{_fetched(incremental.incremental)}"],
+        ["full (full_refresh)", _seconds(incremental.full), f"{_fetched(incremental.full)}"],
+    ]
+    speedup = incremental.full.median() / incremental.incremental.median()
+    return [
+        f"### Incremental re-sync ({incremental.records:,} records, {incremental.changed:,} changed upstream)",
+        "",
+        f"The contacts sync with `incremental: {{record_field: updatedAt, request_name: updated_since}}` after "
+        f"{incremental.changed:,} records changed upstream, each way; seconds over {repeat} runs, median first.",
+        "",
+        *_table(["re-sync", "seconds", "records fetched"], rows),
+        "",
+        f"- The incremental re-sync takes **1/{speedup:.0f}** of the full re-sync's time.",
+        "",
+    ]
+
+
+def _seconds(runs: Runs) -> str:
+    values = runs.values()
+    return f"{runs.median():.3f} ({', '.join(f'{value:.3f}' for value in values)})"
+
+
+def _fetched(runs: Runs) -> str:
+    return ", ".join(f"{result['counts']['fetched']:,}" for result in runs.results)
+
+
+def _incremental_goal(incremental: IncrementalResults | None) -> Goal:
+    name = f"incremental re-sync >= {MIN_INCREMENTAL_SPEEDUP:.0f}x faster than full (1% changed)"
+    if incremental is None:
+        return Goal(name, f">= {MIN_INCREMENTAL_SPEEDUP:.0f}x", "not run (--skip-incremental)", None)
+    full, fast = incremental.full.median(), incremental.incremental.median()
+    return Goal(
+        name.replace("full", f"full, {incremental.records:,} records"),
+        f"<= {full / MIN_INCREMENTAL_SPEEDUP * 1000:,.0f} ms",
+        f"{full / fast:.0f}x ({fast * 1000:,.0f} ms vs {full * 1000:,.0f} ms)",
+        full / fast >= MIN_INCREMENTAL_SPEEDUP,
+    )
+
+
+def _latency_goals(latency: LatencyResults | None) -> list[Goal]:
+    if latency is None:
+        return [
+            Goal("sequential sync >= 0.9 x latency bound", ">= 0.90", "not run (--skip-latency)", None),
+            Goal("concurrency 8 >= 5x sequential", ">= 5.0x", "not run (--skip-latency)", None),
+        ]
+    sequential = latency.records / latency.sequential.median()
+    parallel = latency.records / latency.parallel.median()
+    return [
+        Goal(
+            f"sequential sync >= {MIN_LATENCY_BOUND_RATIO} x latency bound ({latency.latency * 1000:.0f} ms a page)",
+            f">= {MIN_LATENCY_BOUND_RATIO * latency.bound:,.0f} records/s",
+            f"{sequential:,.0f} records/s = {sequential / latency.bound:.2f} x {latency.bound:,.0f}",
+            sequential >= MIN_LATENCY_BOUND_RATIO * latency.bound,
+        ),
+        Goal(
+            f"concurrency {latency.concurrency} >= {MIN_PARALLEL_SPEEDUP:.0f}x sequential",
+            f">= {MIN_PARALLEL_SPEEDUP * sequential:,.0f} records/s",
+            f"{parallel / sequential:.1f}x ({parallel:,.0f} vs {sequential:,.0f} records/s)",
+            parallel >= MIN_PARALLEL_SPEEDUP * sequential,
+        ),
+    ]
+
+
 # -- goals ----------------------------------------------------------------------------------------------
 
 
@@ -353,7 +443,14 @@ def _goals(found: list[Goal]) -> list[str]:
 
 
 def render(
-    machine: dict[str, str], sizes: list[SizeResults], parse: ParseResults | None, *, repeat: int, elapsed: float
+    machine: dict[str, str],
+    sizes: list[SizeResults],
+    parse: ParseResults | None,
+    latency: LatencyResults | None = None,
+    incremental: IncrementalResults | None = None,
+    *,
+    repeat: int,
+    elapsed: float,
 ) -> str:
     """The whole results section as Markdown."""
     stamp = time.strftime("%Y-%m-%d %H:%M %Z")
@@ -366,7 +463,9 @@ def render(
         *_cpu(sizes[-1]),
         *_memory(sizes),
         *(_parsing(parse, repeat) if parse is not None else []),
-        *_goals(goals(sizes, parse)),
+        *(_incremental(incremental, repeat) if incremental is not None else []),
+        *(_latency(latency, repeat) if latency is not None else []),
+        *_goals([*goals(sizes, parse), _incremental_goal(incremental), *_latency_goals(latency)]),
     ]
     return "\n".join(lines).rstrip() + "\n"
 

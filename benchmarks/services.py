@@ -25,10 +25,11 @@ class ChildError(RuntimeError):
 
 
 class DemoApiProcess:
-    """``python -m devtools.demo_api --port P --records N`` in its own process, stopped on exit."""
+    """``python -m devtools.demo_api --port P --records N [--latency S]`` in its own process, stopped on exit."""
 
-    def __init__(self, records: int) -> None:
+    def __init__(self, records: int, latency: float = 0.0) -> None:
         self.records = records
+        self.latency = latency
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self._process: subprocess.Popen[bytes] | None = None
@@ -36,6 +37,7 @@ class DemoApiProcess:
     def start(self) -> Self:
         """Start the server and wait until it answers its health check."""
         command = [sys.executable, "-m", "devtools.demo_api", "--port", str(self.port), "--records", str(self.records)]
+        command += ["--latency", str(self.latency)]
         self._process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + _START_TIMEOUT
         while time.monotonic() < deadline:
@@ -69,6 +71,11 @@ class DemoApiProcess:
                 after = body.get("paging", {}).get("next", {}).get("after")
                 if not after:
                     return seen
+
+    def mutate(self, changed: int) -> None:
+        """Change ``changed`` records upstream (new content and ``updatedAt``), removing and adding none."""
+        body = {"changed": changed, "removed": 0, "added": 0}
+        requests.post(f"{self.url}/_demo/mutate", json=body, timeout=60).raise_for_status()
 
     def stop(self) -> None:
         """Terminate the server (kill it if it does not stop within 10 s)."""

@@ -1,4 +1,4 @@
-"""Local, deterministic demo API that imitates three paginated HTTP APIs.
+"""Local, deterministic demo API that imitates paginated HTTP APIs.
 
 The server lets the example syncs, the demo and the benchmark run without internet access. It
 serves three data sets that are derived from the same record count and seed:
@@ -7,6 +7,11 @@ serves three data sets that are derived from the same record count and seed:
 * contacts in the HubSpot CRM v3 style (opaque ``after`` cursor, in the query string for the list
   endpoint and in the JSON body for the search endpoint),
 * nested objects behind a page-numbered endpoint whose records sit deep inside the response.
+
+The objects are also served in the paging styles of other well-known APIs: a top-level array with a
+``Link`` header (GitHub), offset with a total (Jira), page numbers with a has-more flag (Zoho), a cursor in
+a POST body with a has-more flag (Notion), the last record's id as the cursor (Stripe) and an incremental
+export whose next link repeats once ``end_of_stream`` is true (Zendesk).
 
 Records are generated deterministically from their id, built lazily on first use and cached, so a
 server with a million records starts instantly and a page is one ``json.dumps`` of already built
@@ -17,16 +22,24 @@ Endpoints::
 
     GET  /api/v2/pokemon?offset=0&limit=20          PokeAPI list (limit max 1000)
     GET  /api/v2/pokemon/<id>/  and  /pokemon/<id>/  one Pokémon record
-    GET  /crm/v3/objects/contacts?limit=10&after=..  HubSpot list (limit max 1000)
+    GET  /crm/v3/objects/contacts?limit=10&after=..  HubSpot list (limit max 1000); &updated_since=<ISO 8601>
+                                                     keeps only contacts updated at or after that time
     GET  /crm/v3/objects/contacts/<id>               one contact
     POST /crm/v3/objects/contacts/search             HubSpot search, cursor in the JSON body
     GET  /v1/objects?page=1&per_page=50              nested objects (per_page max 1000)
     GET  /v1/objects/<id>                            one object
+    GET  /repos/demo/items?per_page=30&page=1        GitHub style: JSON array, next page in the Link header
+    GET  /rest/api/3/search?startAt=0&maxResults=50  Jira style: offset, page size and total in the body
+    GET  /crm/v2/Leads?page=1&per_page=200           Zoho style: page number, info.more_records flag
+    POST /v1/databases/demo/query                    Notion style: {start_cursor, page_size} -> next_cursor, has_more
+    GET  /v1/customers?limit=10&starting_after=<id>  Stripe style: the last record's id is the cursor, has_more
+    GET  /api/v2/incremental/tickets/cursor.json     Zendesk style export: after_url repeats at end_of_stream
     POST /_demo/mutate   {"changed": 25, "removed": 5, "added": 10}
     POST /_demo/reset
     GET  /_demo/health
 
-Run ``python -m devtools.demo_api --port 8700 --records 3000`` to serve until interrupted.
+Run ``python -m devtools.demo_api --port 8700 --records 3000`` to serve until interrupted; ``--latency 0.02``
+delays every response by 20 ms, like a remote API (each connection waits on its own).
 """
 
 from __future__ import annotations
@@ -43,6 +56,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Self, cast
@@ -56,6 +70,8 @@ JsonDict = dict[str, Any]
 
 MAX_PAGE_SIZE = 1000
 POKEMON_DEFAULT_LIMIT = 20
+STYLE_DEFAULT_LIMIT = 50
+NOTION_MAX_PAGE_SIZE = 100
 CONTACTS_DEFAULT_LIMIT = 10
 OBJECTS_DEFAULT_PER_PAGE = 50
 
@@ -239,6 +255,15 @@ def _mutation_time(generation: int, record_id: int) -> int:
     return _MUTATION_EPOCH + generation * _GENERATION_SECONDS + record_id % (_GENERATION_SECONDS - 1)
 
 
+def _since_seconds(text: str) -> float:
+    """Epoch seconds of an ISO 8601 timestamp (``2025-01-01T00:00:00.000Z``), or ``_BadRequestError``."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise _BadRequestError(f"updated_since must be an ISO 8601 timestamp, got {text!r}") from exc
+    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).timestamp()
+
+
 def _dumps(payload: object) -> bytes:
     """Serialize compactly to UTF-8 JSON bytes."""
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
@@ -330,6 +355,12 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "DemoApi/1.0"
     timeout = 30
 
+    def setup(self) -> None:
+        """Send each write at once (TCP_NODELAY): the headers and the body go out in two writes, and with Nagle's
+        algorithm the body would wait for the client's delayed ACK of the headers (40 ms on Linux)."""
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
     def log_message(self, format: str, *args: Any) -> None:
         """Keep the console quiet: no per-request logging."""
 
@@ -361,16 +392,21 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         api = cast(_DemoServer, self.server).api
+        if api.latency and not self.path.startswith("/_demo/"):
+            time.sleep(api.latency)  # a remote API's round trip; each connection waits on its own
+        headers: dict[str, str] = {}
         try:
-            status, payload = api.handle(method, self.path, body)
+            status, payload, headers = api.respond(method, self.path, body)
         except Exception:  # a bug must not kill the connection silently
             logger.exception("demo API failed on %s %s", method, self.path)
             status, payload = 500, _dumps({"error": "internal server error"})
-        self._send(status, payload)
+        self._send(status, payload, headers)
 
-    def _send(self, status: int, payload: bytes) -> None:
+    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
         self.send_header("Content-Length", str(len(payload)))
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -388,9 +424,14 @@ class DemoApi:
 
     _DATASETS: ClassVar[tuple[str, ...]] = ("pokemon", "contacts", "objects")
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0, records: int = 3000, seed: int = 7) -> None:
+    def __init__(
+        self, host: str = "127.0.0.1", port: int = 0, records: int = 3000, seed: int = 7, latency: float = 0.0
+    ) -> None:
         if records < 0:
             raise ValueError("records must be >= 0")
+        if latency < 0:
+            raise ValueError("latency must be >= 0")
+        self.latency = latency
         self._host = host
         self._port = port
         self._records = records
@@ -616,6 +657,25 @@ class DemoApi:
                 page.append(record)
             return page, len(self._ids)
 
+    def _updated_page(self, since: float, offset: int, limit: int) -> tuple[list[JsonDict], int]:
+        """Contacts whose ``updatedAt`` is at or after ``since`` (epoch seconds): the records at ``offset`` of that
+        list and its length. Records never changed by ``mutate`` predate every mutation, so a ``since`` after the
+        first mutation only looks at changed and added ones."""
+        floor = _iso(int(since), int(since % 1 * 1000))  # every updatedAt has this fixed format
+        with self._lock:
+            candidates = self._ids
+            if since >= _MUTATION_EPOCH:  # removed records leave _touched and _born, so these are all present
+                candidates = sorted(self._touched.keys() | self._born.keys())
+            cache = self._caches["contacts"]
+            matching: list[JsonDict] = []
+            for record_id in candidates:
+                record = cache.get(record_id)
+                if record is None:
+                    record = cache[record_id] = self._build_contact(record_id)
+                if record["updatedAt"] >= floor:
+                    matching.append(record)
+            return matching[offset : offset + limit], len(matching)
+
     def _record(self, dataset: str, record_id: int) -> JsonDict | None:
         with self._lock:
             position = bisect.bisect_left(self._ids, record_id)
@@ -631,6 +691,11 @@ class DemoApi:
 
     def handle(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes]:
         """Answer one request: return the HTTP status and the JSON body bytes."""
+        status, payload, _ = self.respond(method, target, body)
+        return status, payload
+
+    def respond(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes, dict[str, str]]:
+        """Answer one request: the HTTP status, the JSON body bytes and the extra headers (``Link``)."""
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
         query = parse_qs(parts.query, keep_blank_values=True)
@@ -639,20 +704,27 @@ class DemoApi:
             ("GET", "/crm/v3/objects/contacts"): self._contacts_list,
             ("POST", "/crm/v3/objects/contacts/search"): self._contacts_search,
             ("GET", "/v1/objects"): self._objects_list,
+            ("GET", "/rest/api/3/search"): self._jira_search,
+            ("GET", "/crm/v2/Leads"): self._zoho_leads,
+            ("POST", "/v1/databases/demo/query"): self._notion_query,
+            ("GET", "/v1/customers"): self._stripe_customers,
+            ("GET", "/api/v2/incremental/tickets/cursor.json"): self._zendesk_export,
             ("POST", "/_demo/mutate"): self._demo_mutate,
             ("POST", "/_demo/reset"): self._demo_reset,
             ("GET", "/_demo/health"): self._demo_health,
         }
         try:
+            if (method, path) == ("GET", "/repos/demo/items"):
+                return self._github_items(query)
             route = routes.get((method, path))
             if route is not None:
                 status, payload = route(query, body)
-                return status, _dumps(payload)
+                return status, _dumps(payload), {}
             if any(known == path for _, known in routes):
-                return 405, _dumps({"error": "method not allowed"})
-            return self._detail(method, path)
+                return 405, _dumps({"error": "method not allowed"}), {}
+            return (*self._detail(method, path), {})
         except _BadRequestError as exc:
-            return 400, _dumps({"error": str(exc)})
+            return 400, _dumps({"error": str(exc)}), {}
 
     def _detail(self, method: str, path: str) -> tuple[int, bytes]:
         match = _DETAIL_RE.fullmatch(path)
@@ -680,7 +752,11 @@ class DemoApi:
         limit = min(_int_param(query, "limit", CONTACTS_DEFAULT_LIMIT, 1), MAX_PAGE_SIZE)
         after = query.get("after", [""])[0]
         offset = _decode_cursor(after) if after else 0
-        results, total = self._page("contacts", offset, limit)
+        since = query.get("updated_since", [""])[0]
+        if since:
+            results, total = self._updated_page(_since_seconds(since), offset, limit)
+        else:
+            results, total = self._page("contacts", offset, limit)
         payload: JsonDict = {"results": results}
         if offset + limit < total:
             cursor = _encode_cursor(offset + limit)
@@ -713,6 +789,86 @@ class DemoApi:
             "meta": {"next_page": next_page},
         }
 
+    # ------------------------------------------------------------------ the objects in other APIs' paging styles
+
+    def _github_items(self, query: dict[str, list[str]]) -> tuple[int, bytes, dict[str, str]]:
+        """A JSON array; the next, previous, first and last pages only in the ``Link`` header."""
+        page = _int_param(query, "page", 1, 1)
+        per_page = min(_int_param(query, "per_page", 30, 1), 100)
+        items, total = self._page("objects", (page - 1) * per_page, per_page)
+        last = max(1, -(-total // per_page))
+        base = f"{self.url}/repos/demo/items?per_page={per_page}&page="
+        links = []
+        if page < last:
+            links += [f'<{base}{page + 1}>; rel="next"', f'<{base}{last}>; rel="last"']
+        if page > 1:
+            links += [f'<{base}{page - 1}>; rel="prev"', f'<{base}1>; rel="first"']
+        return 200, _dumps(items), {"Link": ", ".join(links)} if links else {}
+
+    def _jira_search(self, query: dict[str, list[str]], _body: bytes) -> tuple[int, JsonDict]:
+        start_at = _int_param(query, "startAt", 0, 0)
+        max_results = min(_int_param(query, "maxResults", STYLE_DEFAULT_LIMIT, 1), MAX_PAGE_SIZE)
+        issues, total = self._page("objects", start_at, max_results)
+        return 200, {"startAt": start_at, "maxResults": max_results, "total": total, "issues": issues}
+
+    def _zoho_leads(self, query: dict[str, list[str]], _body: bytes) -> tuple[int, JsonDict]:
+        page = _int_param(query, "page", 1, 1)
+        per_page = min(_int_param(query, "per_page", 200, 1), MAX_PAGE_SIZE)
+        data, total = self._page("objects", (page - 1) * per_page, per_page)
+        more = page * per_page < total
+        return 200, {
+            "data": data,
+            "info": {"per_page": per_page, "count": len(data), "page": page, "more_records": more},
+        }
+
+    def _notion_query(self, _query: dict[str, list[str]], body: bytes) -> tuple[int, JsonDict]:
+        request = _json_object(body, allow_empty=True)
+        page_size = min(_json_int(request, "page_size", NOTION_MAX_PAGE_SIZE, 1), NOTION_MAX_PAGE_SIZE)
+        start = request.get("start_cursor")
+        if start is not None and not isinstance(start, str):
+            raise _BadRequestError("start_cursor must be a string")
+        offset = _decode_cursor(start) if start else 0
+        results, total = self._page("objects", offset, page_size)
+        more = offset + page_size < total
+        return 200, {
+            "object": "list",
+            "results": results,
+            "next_cursor": _encode_cursor(offset + page_size) if more else None,
+            "has_more": more,
+        }
+
+    def _stripe_customers(self, query: dict[str, list[str]], _body: bytes) -> tuple[int, JsonDict]:
+        limit = min(_int_param(query, "limit", 10, 1), 100)
+        after = query.get("starting_after", [""])[0]
+        offset = 0
+        if after:
+            if not after.isdigit():
+                raise _BadRequestError(f"no such object: {after!r}")
+            with self._lock:
+                offset = bisect.bisect_right(self._ids, int(after))
+        data, total = self._page("objects", offset, limit)
+        return 200, {"object": "list", "url": "/v1/customers", "has_more": offset + limit < total, "data": data}
+
+    def _zendesk_export(self, query: dict[str, list[str]], _body: bytes) -> tuple[int, JsonDict]:
+        """Cursor-based incremental export: once the end is reached, ``after_url`` points at the end itself, so
+        following it returns the same ``after_url`` again; ``end_of_stream`` says to stop."""
+        per_page = min(_int_param(query, "per_page", 1000, 1), MAX_PAGE_SIZE)
+        cursor = query.get("cursor", [""])[0]
+        if not cursor:
+            _int_param(query, "start_time", 0, 0)  # required by Zendesk; every demo record is newer than 0
+        offset = _decode_cursor(cursor) if cursor else 0
+        tickets, total = self._page("objects", offset, per_page)
+        after = _encode_cursor(min(offset + per_page, max(total, offset)))
+        base = f"{self.url}/api/v2/incremental/tickets/cursor.json?per_page={per_page}&cursor="
+        return 200, {
+            "tickets": tickets,
+            "after_cursor": after,
+            "after_url": base + after,
+            "before_cursor": cursor or None,
+            "before_url": base + cursor if cursor else None,
+            "end_of_stream": offset + per_page >= total,
+        }
+
     def _demo_mutate(self, _query: dict[str, list[str]], body: bytes) -> tuple[int, JsonDict]:
         request = _json_object(body, allow_empty=True)
         changed = _json_int(request, "changed", 25, 0)
@@ -735,8 +891,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8700, help="port, 0 picks a free one (default: 8700)")
     parser.add_argument("--records", type=int, default=3000, help="records per data set (default: 3000)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated data (default: 7)")
+    parser.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added to every response, like a remote API (default: 0)"
+    )
     args = parser.parse_args(argv)
-    api = DemoApi(host=args.host, port=args.port, records=args.records, seed=args.seed).start()
+    api = DemoApi(host=args.host, port=args.port, records=args.records, seed=args.seed, latency=args.latency).start()
     print(f"demo API serving {args.records} records per data set at {api.url}", flush=True)
     try:
         threading.Event().wait()

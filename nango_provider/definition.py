@@ -22,7 +22,9 @@ from urllib.parse import urlsplit
 import yaml
 
 from nango_provider.exceptions import PathError, SyncDefinitionError, TriggerParamsError
-from nango_provider.paths import compile_path
+from nango_provider.incremental import Incremental, parse_incremental
+from nango_provider.paging import Paging, parse_paging
+from nango_provider.paths import MISSING, compile_path
 from nango_provider.redaction import redact_json, redact_mapping, redact_url
 
 SYNC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -102,6 +104,8 @@ class SyncDefinition:
     unique_key: str | None = None  # dot path to each record's identity; without it the table is replaced
     paging_request_path: str | None = None  # where the cursor goes: query parameter, or body field (dot path)
     paging_response_path: str | None = None  # where the cursor or the next URL is found in a response
+    paging: Paging | None = None  # the paging style and its stop conditions (``paging:`` mapping)
+    incremental: Incremental | None = None  # the record field whose highest value the next run asks from
     frequency: Schedule = DEFAULT_FREQUENCY  # duration (``15m``), cron, preset (``@daily``) or null
     table: str | None = None  # ``schema.table`` or ``table``; default ``nango.<name>``
     http_conn_id: str | None = None  # Airflow connection with the API's host, auth and default headers
@@ -162,6 +166,10 @@ class SyncDefinition:
         shown["body"] = redact_json(self.body)
         shown["frequency"] = self.frequency_as_written
         del shown["frequency_text"]
+        if self.paging is not None:
+            shown["paging"] = self.paging.shown()
+        if self.incremental is not None:
+            shown["incremental"] = self.incremental.shown()
         return shown
 
     @property
@@ -228,6 +236,8 @@ class _Validator:
             unique_key=self.path(values, "unique_key", dot_only=True),
             paging_request_path=self.path(values, "paging_request_path", dot_only=True),
             paging_response_path=self.path(values, "paging_response_path"),
+            paging=parse_paging(values.get("paging"), self.fail),
+            incremental=parse_incremental(values.get("incremental"), self.fail, parse_lookback),
             frequency=self.frequency(values["frequency"], self.allow_short_frequency(values)),
             frequency_text=_written_frequency(values["frequency"]),
             table=self.table(values.get("table")),
@@ -246,6 +256,7 @@ class _Validator:
             allow_short_frequency=self.allow_short_frequency(values),
         )
         self.check_paging(definition)
+        self.check_incremental(definition)
         return definition
 
     def check_name(self) -> None:
@@ -449,6 +460,9 @@ class _Validator:
         return float(value)
 
     def check_paging(self, definition: SyncDefinition) -> None:
+        if definition.paging is not None:
+            self.check_paging_style(definition, definition.paging)
+            return
         if definition.paging_request_path and not definition.paging_response_path:
             raise self.fail(
                 "paging_request_path",
@@ -459,6 +473,47 @@ class _Validator:
             raise self.fail(
                 "body", f"the cursor goes into the {definition.method} body, so the body must be a JSON object"
             )
+
+    def check_paging_style(self, definition: SyncDefinition, paging: Paging) -> None:
+        """``paging:`` against the rest of the definition: one way of paging, room for what goes in the request."""
+        for flat in ("paging_request_path", "paging_response_path"):
+            if getattr(definition, flat):
+                raise self.fail(flat, "give either paging: or paging_request_path/paging_response_path, not both")
+        written = [paging.cursor_name_in_request, paging.position_name, paging.limit_name_in_request]
+        if definition.uses_body_cursor and any(written) and not isinstance(definition.body, Mapping | None):
+            raise self.fail(
+                "body", f"paging values go into the {definition.method} body, so the body must be a JSON object"
+            )
+        owned = {paging.limit_name_in_request: "paging.limit_name_in_request (set the size in paging.limit)"}
+        if paging.counted:
+            owned[paging.position_name] = f"paging.{paging.type}_name_in_request (set the first value in paging)"
+        for name, owner in owned.items():
+            if name is not None:
+                self.refuse_written_twice(definition, name, owner)
+
+    def check_incremental(self, definition: SyncDefinition) -> None:
+        """An incremental sync upserts by key and owns its request field."""
+        if definition.incremental is None:
+            return
+        if definition.unique_key is None:
+            raise self.fail(
+                "incremental",
+                "needs unique_key: an incremental run fetches only what changed, and without a key the table "
+                "would be replaced by those records",
+            )
+        if definition.uses_body_cursor and not isinstance(definition.body, Mapping | None):
+            raise self.fail(
+                "body", f"the mark goes into the {definition.method} body, so the body must be a JSON object"
+            )
+        self.refuse_written_twice(definition, definition.incremental.request_name, "incremental.request_name")
+
+    def refuse_written_twice(self, definition: SyncDefinition, name: str, owner: str) -> None:
+        """A value ``paging:`` writes into every request must not also be set in ``query_params`` or ``body``."""
+        if definition.uses_body_cursor:
+            if isinstance(definition.body, Mapping) and compile_path(name).get(definition.body) is not MISSING:
+                raise self.fail("body", f"{name!r} is also {owner}: set it in one place")
+        elif name in definition.query_params:
+            raise self.fail("query_params", f"{name!r} is also {owner}: set it in one place")
 
 
 def is_absolute_url(url: str) -> bool:
@@ -633,6 +688,31 @@ def parse_frequency(value: Any) -> Schedule:
         f"expected a duration ('15m', '1h', '90 minutes', '1 day'), a cron expression ('*/15 * * * *') or an "
         f"Airflow preset ({', '.join(sorted(SCHEDULE_PRESETS))}), got {value!r}"
     )
+
+
+MAX_LOOKBACK: Final = timedelta(days=36_600)
+"""At most a century: any longer lookback is a full run."""
+
+
+def parse_lookback(value: Any) -> timedelta:
+    """A positive duration (``10m``, ``1h``, ``2 days``) of at most :data:`MAX_LOOKBACK`, or ``ValueError``."""
+    expected = f"expected a duration such as '10m', '1h' or '2 days' (at most {MAX_LOOKBACK.days} days), got {value!r}"
+    duration = value if isinstance(value, timedelta) else _duration_text(value)
+    if duration is None or not timedelta(0) < duration <= MAX_LOOKBACK:
+        raise ValueError(expected)
+    return duration
+
+
+def _duration_text(value: Any) -> timedelta | None:
+    """``15m``, ``2 days``, ... as a timedelta; ``None`` when it is not one (or too long to be one)."""
+    match = _DURATION.match(value) if isinstance(value, str) else None
+    unit = _DURATION_UNITS.get(match.group(2).lower()) if match else None
+    if match is None or unit is None:
+        return None
+    try:
+        return timedelta(**{unit: int(match.group(1))})
+    except OverflowError:
+        return None
 
 
 def _bounded(duration: timedelta, written: Any) -> timedelta:

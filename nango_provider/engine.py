@@ -11,11 +11,13 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import SyncCancelled
+from nango_provider.incremental import page_high, value_to_send
 from nango_provider.pagination import request_from_checkpoint
+from nango_provider.paths import compile_path
 from nango_provider.redaction import redact_text, secret_values
 from nango_provider.streaming import Prefetcher
 
@@ -85,9 +87,12 @@ def run_sync(
             store.claim_table(run)
             store.lock_table(log, cancellation.check)
             state = store.start(run, full_refresh=full_refresh, log=log)
-            complete = _write_pages(hook, store, definition, run, state=state, log=log, check=cancellation.check)
+            warnings: list[str] = []
+            complete = _write_pages(
+                hook, store, definition, run, state=state, log=log, check=cancellation.check, warnings=warnings
+            )
             cancellation.check()
-            counts = store.finish(run, state, complete=complete)
+            counts = store.finish(run, state, complete=complete, warnings=warnings)
         except BaseException as error:
             cancellation.interrupt_with(None)
             _record_stop(store, state, run, error, cancellation=cancellation, secrets=secrets)
@@ -112,21 +117,32 @@ def _write_pages(
     state: RunState,
     log: Callable[[str], None],
     check: Callable[[], None],
+    warnings: list[str],
 ) -> bool:
-    """Write pages from the checkpoint on; whether the run reached the last page (not cut by max_total)."""
+    """Write pages from the checkpoint on; whether the run reached the last page (not cut by max_total).
+
+    Pages' warnings (data that may be incomplete without an error) are logged and added to ``warnings``.
+    """
+    since = _since(definition, state, log)
     start = None
     if state.resumed:
         log(f"resuming sync {definition.name!r} at page {state.next_page} ({state.counts['fetched']} fetched)")
         if state.checkpoint is None:  # every page was written before the last try failed
             return not (definition.max_total and state.counts["fetched"] >= definition.max_total)
-        start = request_from_checkpoint(definition, state.checkpoint)
+        start = request_from_checkpoint(definition, state.checkpoint, since)
     stop = threading.Event()  # set when writing stops, so that a fetch waiting to retry stops too
-    pages = hook.pages(definition, start=start, start_page=state.next_page, fetched=state.counts["fetched"], stop=stop)
+    pages = hook.pages(
+        definition, start=start, start_page=state.next_page, fetched=state.counts["fetched"], stop=stop, since=since
+    )
     complete = True
-    for page, prepared in Prefetcher(_prepared(store, pages, state.counts["fetched"]), stop=stop, check=check):
+    prepared_pages = _prepared(store, definition, pages, state.counts["fetched"])
+    for page, prepared, high in Prefetcher(prepared_pages, stop=stop, check=check):
         checkpoint = page.next_request.to_checkpoint() if page.next_request else None
-        counts = store.write_page(run, state, prepared, page.number, checkpoint)
+        counts = store.write_page(run, state, prepared, page.number, checkpoint, high_mark=high)
         complete = not page.cut
+        if page.warning:
+            log(f"WARNING: sync {definition.name!r}: {page.warning}")
+            warnings.append(page.warning)
         log(
             f"page {page.number}: {counts['fetched']} records, {counts['added']} added, "
             f"{counts['updated']} updated, {counts['unchanged']} unchanged"
@@ -150,9 +166,29 @@ def _record_stop(
     store.record_stop(state, run, redact_text(message, secrets), cancelled=cancelled)
 
 
-def _prepared(store: PostgresStore, pages: Iterator[Page], fetched: int) -> Iterator[tuple[Page, PreparedPage]]:
-    """Runs in the fetch thread: each page with its COPY rows, records dropped, so CPU work overlaps writes."""
+def _since(definition: SyncDefinition, state: RunState, log: Callable[[str], None]) -> Any:
+    """The value the run's first request asks from (incremental syncs): the mark less the lookback, or the
+    initial value on a full run."""
+    if definition.incremental is None:
+        return None
+    since = value_to_send(definition.incremental, state.since if state.incremental else None, definition.name)
+    if state.incremental:
+        log(
+            f"incremental run of {definition.name!r}: {definition.incremental.request_name}={since!r} "
+            f"(highest {definition.incremental.record_field} of the last complete run: {state.since!r}); "
+            "nothing is marked deleted"
+        )
+    return since
+
+
+def _prepared(
+    store: PostgresStore, definition: SyncDefinition, pages: Iterator[Page], fetched: int
+) -> Iterator[tuple[Page, PreparedPage, Any]]:
+    """Runs in the fetch thread: each page with its COPY rows and its highest incremental value, records dropped,
+    so CPU work overlaps writes."""
+    marked = compile_path(definition.incremental.record_field) if definition.incremental else None
     for page in pages:
         prepared = store.prepare_page(page.records, page.number, fetched)
+        high = page_high(page.records, marked, definition.name, page.number) if marked else None
         fetched += prepared.fetched
-        yield dataclasses.replace(page, records=[]), prepared
+        yield dataclasses.replace(page, records=[]), prepared, high

@@ -11,7 +11,7 @@
     │   ├── HttpError              a request failed: an error status (status, request, response), or no
     │   │                          usable answer at all (status 0: refused, reset, timed out, bad URL, ...)
     │   ├── ResponseError          the body is not JSON, or has no records where the definition says
-    │   ├── PaginationError        a cursor or next URL repeats, or the page limit is reached
+    │   ├── PaginationError        a next value repeats, a flag or total is unreadable, or max_pages is hit
     │   └── RecordError            a record cannot be stored (missing key, NUL character, ...)
     ├── SyncExistsError            a sync name is already taken (REST API)
     ├── SyncNotFoundError          no sync has this name (REST API)
@@ -172,7 +172,8 @@ class ResponseError(SyncRunError):
 
 
 class PaginationError(SyncRunError):
-    """Pagination cannot go on safely: a cursor or next URL repeats, or the page limit is reached."""
+    """Pagination cannot go on safely: a cursor or next URL repeats, a stop flag or total is unreadable, or the page
+    limit is reached."""
 
 
 class RecordError(SyncRunError):

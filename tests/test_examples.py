@@ -22,7 +22,12 @@ EXAMPLE_SYNCS = {
     "nango_sync_pokemon": "nango.pokemon",
     "nango_sync_hubspot_contacts": "crm.contacts",
     "nango_sync_hubspot_contacts_search": "nango.hubspot_contacts_search",
+    "nango_sync_hubspot_contacts_incremental": "crm.contacts_incremental",
     "nango_sync_nested_objects": "nango.nested_objects",
+    **{
+        f"nango_sync_{name}": f"nango.{name}"
+        for name in ("github_items", "jira_issues", "zoho_leads", "notion_pages", "stripe_customers", "zendesk_tickets")
+    },
 }
 
 
@@ -55,6 +60,36 @@ def test_example_resync_after_upstream_changes(examples: AirflowRunner, db: str,
     awkward = rows(db, "crm.contacts")
     assert awkward["2"]["data"]["properties"]["lastname"] == "O'Brien"
     assert awkward["5"]["data"]["properties"]["score"] == 2**62
+
+
+def test_incremental_example_fetches_only_what_changed(examples: AirflowRunner, db: str, demo_api: DemoApi) -> None:
+    examples.run("nango_sync_hubspot_contacts_incremental")
+    demo_api.mutate(changed=8, removed=2, added=5)
+    counts = xcom(examples.run("nango_sync_hubspot_contacts_incremental"))
+    # 8 changed, 5 added, and the contact holding the mark again (the lookback and the filter are inclusive)
+    assert (counts["fetched"], counts["added"], counts["updated"], counts["deleted"]) == (14, 5, 8, 0)
+    full = xcom(examples.run("nango_sync_hubspot_contacts_incremental", conf={"full_refresh": True}))
+    assert (full["fetched"], full["deleted"]) == (603, 2)
+
+
+def test_data_interval_templates_reach_the_request(airflow: AirflowRunner, db: str, demo_api: DemoApi) -> None:
+    """A backfill-style window from Airflow's data interval; an unrendered template would be refused by the API."""
+    airflow.write_syncs(
+        f"""
+syncs:
+  windowed:
+    url: {demo_api.url}/crm/v3/objects/contacts
+    query_params:
+      limit: 1000
+      updated_since: "{{{{ data_interval_start.subtract(years=10).isoformat() }}}}"
+    unique_key: id
+    paging_request_path: after
+    paging_response_path: paging.next.after
+"""
+    )
+    dag_run = airflow.run("nango_sync_windowed")
+    assert dag_run.state == "success"
+    assert xcom(dag_run)["fetched"] == 600
 
 
 def test_max_total_param_from_the_trigger_form(examples: AirflowRunner, db: str) -> None:
@@ -144,6 +179,22 @@ syncs:
     assert [(job["status"], job["pages"], job["added"]) for job in jobs(db)] == [("success", 3, 600)]
 
 
+def test_airflow_dags_test_cli_follows_the_link_header_of_an_example(examples: AirflowRunner, db: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "test", "nango_sync_github_items"],
+        capture_output=True,
+        text=True,
+        env=os.environ.copy(),
+        check=False,
+        timeout=240,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert sorted(int(key) for key in rows(db, "nango.github_items")) == list(range(1, 601))
+    assert [(job["status"], job["pages"], job["fetched"], job["warnings"]) for job in jobs(db)] == [
+        ("success", 6, 600, None)
+    ]
+
+
 def test_provider_is_discovered_by_airflow() -> None:
     def airflow_cli(*args: str) -> str:
         result = subprocess.run(
@@ -160,6 +211,7 @@ def test_examples_folder_is_what_make_demo_uses() -> None:
     assert sorted(path.name for path in (EXAMPLES / "syncs").glob("*.yaml")) == [
         "hubspot_contacts.yaml",
         "nested_objects.yaml",
+        "paging_styles.yaml",
         "pokemon.yaml",
     ]
     assert Path(EXAMPLES / "nango_syncs.py").read_text().count("load_sync_dags") == 2

@@ -22,8 +22,17 @@ from airflow.providers.http.hooks.http import HttpHook
 
 from nango_provider.definition import SyncDefinition, is_absolute_url
 from nango_provider.exceptions import HttpError, NangoError, PaginationError, ResponseError, SyncCancelled
-from nango_provider.pagination import PageRequest, first_request, paginator_for
+from nango_provider.hooks.ahead import PagesAhead
+from nango_provider.pagination import (
+    OffsetPaginator,
+    PageRequest,
+    PageResponse,
+    Paginator,
+    first_request,
+    paginator_for,
+)
 from nango_provider.pagination.base import host_of
+from nango_provider.pagination.hints import partial_data_warning, signs_of_more_pages
 from nango_provider.paths import MISSING, CompiledPath, compile_path
 from nango_provider.redaction import redact_text, redact_url, secret_values
 
@@ -43,7 +52,9 @@ _PREVIEW_BYTES = 200
 class Page:
     """One fetched page: its number in the run, its records, and the request that comes next (or None).
 
-    ``cut`` is true when ``max_total`` ended the run on this page although the API had more.
+    ``cut`` is true when ``max_total`` ended the run on this page although the API had more. ``warning`` says
+    why the data may be incomplete although the API gave no error (page 1 was the last page, yet the response
+    shows signs of more).
     """
 
     number: int
@@ -52,6 +63,7 @@ class Page:
     next_request: PageRequest | None
     url: str
     cut: bool = False
+    warning: str | None = None
 
 
 class _Retry(Exception):
@@ -121,8 +133,10 @@ class NangoHook(HttpHook):
         start_page: int = 1,
         fetched: int = 0,
         stop: threading.Event | None = None,
+        since: Any = None,
     ) -> Iterator[Page]:
-        """Yield the sync's pages in order, from ``start`` (a checkpoint) or the first request.
+        """Yield the sync's pages in order, from ``start`` (a checkpoint) or the first request (asking for records
+        changed ``since``, for an incremental sync).
 
         ``fetched`` records were already fetched by earlier tries of this run (they count towards
         ``max_total``). One session serves the whole run. Raises a :class:`SyncRunError` subclass when a
@@ -131,10 +145,16 @@ class NangoHook(HttpHook):
         """
         session = self.get_conn(headers=dict(definition.headers))
         self._secrets = self.secrets(definition)
+        concurrency = definition.paging.concurrency if definition.paging else 1
+        ahead = PagesAhead(
+            lambda request, number, ended: self.fetch(session, definition, request, number, stop=ended),
+            concurrency,
+            stop=stop,
+        )
         try:
             paginator = paginator_for(definition)
             records_path = compile_path(definition.records_path)
-            request: PageRequest | None = start or first_request(definition)
+            request: PageRequest | None = start or first_request(definition, since)
             number = start_page
             while request is not None:
                 if number > definition.max_pages:
@@ -143,20 +163,43 @@ class NangoHook(HttpHook):
                         "really has more pages",
                         sync=definition.name,
                     )
-                response, document = self.fetch(session, definition, request, number, stop=stop)
+                response, document = ahead.get(request, number)
                 records = extract_records(document, records_path, definition.name, number)
-                following = paginator.next_request(request, response.url, document, number)
+                seen = PageResponse(response.url, document, records, response.headers)
+                following = paginator.next_request(request, seen, number)
+                alone = number == 1 and start is None and following is None
+                warning = self._partial_data_warning(definition, paginator, seen) if alone else None
                 room = None if definition.max_total is None else definition.max_total - fetched
+                if following is not None and (room is None or len(records) < room):
+                    planned = _planned(paginator, following, seen, number, concurrency)
+                    ahead.send_ahead(planned[: max(0, definition.max_pages - number)], number + 1)
                 if room is not None and len(records) >= room:
                     cut = len(records) > room or following is not None
-                    yield Page(number, records[:room], request, None, redact_url(response.url), cut=cut)
+                    yield Page(number, records[:room], request, None, redact_url(response.url), cut, warning)
                     return
-                yield Page(number, records, request, following, redact_url(response.url))
+                yield Page(number, records, request, following, redact_url(response.url), warning=warning)
                 fetched += len(records)
                 request = following
                 number += 1
         finally:
+            ahead.close()
             session.close()
+
+    def _partial_data_warning(
+        self,
+        definition: SyncDefinition,
+        paginator: Paginator,
+        response: PageResponse,
+    ) -> str | None:
+        """For a run's first page that was its last: a warning when no next value ended it, yet it looks like more."""
+        if paginator.ended_by != "no next value":
+            return None
+        signs = signs_of_more_pages(response)
+        if not signs:
+            return None
+        warning = partial_data_warning(signs)
+        self.log.warning("sync %r: %s", definition.name, warning)
+        return warning
 
     def fetch(
         self,
@@ -167,7 +210,8 @@ class NangoHook(HttpHook):
         *,
         stop: threading.Event | None = None,
     ) -> tuple[requests.Response, Any]:
-        """Send one request with retries; return the response and its decoded JSON body."""
+        """Send one request with retries; return the response and its decoded JSON body. A set ``stop`` ends a
+        wait between retries at once (:class:`SyncCancelled`)."""
         deadline = time.monotonic() + definition.request_retry_max_seconds
         for attempt in range(definition.request_retries + 1):
             try:
@@ -295,6 +339,15 @@ class NangoHook(HttpHook):
         exponential = min(_MAX_BACKOFF_SECONDS, definition.request_backoff_seconds * 2**attempt)
         jittered = exponential * random.uniform(0.5, 1.0)
         return max(jittered, retry_after or 0.0)
+
+
+def _planned(
+    paginator: Paginator, following: PageRequest, response: PageResponse, number: int, concurrency: int
+) -> list[PageRequest]:
+    """The requests to send ahead: the next one, or with parallel paging the next ``concurrency`` of the total."""
+    if concurrency > 1 and isinstance(paginator, OffsetPaginator):
+        return paginator.planned(following, response, number, concurrency) or [following]
+    return [following]
 
 
 def extract_records(document: Any, path: CompiledPath, sync: str, page: int) -> list[Any]:

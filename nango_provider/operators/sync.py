@@ -24,6 +24,8 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundExceptio
 
 from nango_provider.definition import DEFAULT_SCHEMA, SyncDefinition, default_of
 from nango_provider.exceptions import NangoError, SyncDefinitionError
+from nango_provider.incremental import Incremental
+from nango_provider.paging import Paging
 from nango_provider.redaction import secret_values, url_secret_values
 
 if TYPE_CHECKING:
@@ -87,6 +89,8 @@ class NangoSyncOperator(BaseOperator):
         unique_key: str | None = None,
         paging_request_path: str | None = None,
         paging_response_path: str | None = None,
+        paging: Mapping[str, Any] | Paging | None = None,
+        incremental: Mapping[str, Any] | Incremental | None = None,
         table: str | None = None,
         http_conn_id: str | None = None,
         postgres_conn_id: str | None = None,
@@ -110,6 +114,8 @@ class NangoSyncOperator(BaseOperator):
         self.unique_key = unique_key
         self.paging_request_path = paging_request_path
         self.paging_response_path = paging_response_path
+        self.paging = paging
+        self.incremental = incremental
         self.table = table
         self.http_conn_id = http_conn_id
         self.postgres_conn_id = postgres_conn_id

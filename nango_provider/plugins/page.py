@@ -162,7 +162,9 @@ function lastRun(sync) {
   const when = run.ended_at || run.started_at;
   const shown = el("span", {class: "last-run", title: new Date(when).toLocaleString()},
     el("span", {class: "badge " + run.status, "data-field": "status"}, run.status), " ",
-    el("span", {class: "muted"}, ago(when)));
+    el("span", {class: "muted"}, ago(when)),
+    ...(run.warnings || []).map((text) => el("span", {class: "badge warning", "data-field": "warning", title: text},
+      "warning")));
   if (run.error) {
     // the whole message, readable without hovering (the try's error while it waits for its retry)
     const prefix = run.status === "retrying" ? "will retry: " : "";

@@ -57,8 +57,9 @@ _JOB_COLUMNS: Final = (
     "deleted",
     "error",
 )
+# warnings read through to_jsonb: a jobs table made before that column existed has none until its next run
 _HISTORY: Final = """
-SELECT dag_id, {columns} FROM (
+SELECT dag_id, {columns}, to_jsonb(recent) -> 'warnings' AS warnings FROM (
     SELECT *, row_number() OVER (PARTITION BY dag_id ORDER BY started_at DESC, id DESC) AS position
     FROM nango._nango_jobs WHERE dag_id = ANY(%s)
 ) recent WHERE position <= %s ORDER BY dag_id, started_at, id

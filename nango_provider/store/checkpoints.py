@@ -14,7 +14,7 @@ from nango_provider.store.jobs import PAGE_COUNT_NAMES, RunIdentity, RunState
 def load_checkpoint(cursor: psycopg.Cursor[Any], run_key: str) -> RunState | None:
     """The state a retry resumes from, or ``None`` when the run has not written a page yet."""
     cursor.execute(
-        """SELECT run_started_at, next_request, next_page, track_seen, seen,
+        """SELECT run_started_at, next_request, next_page, track_seen, seen, incremental, since, high_mark,
                   pages, fetched, added, updated, unchanged
            FROM nango._nango_checkpoints WHERE run_key = %s FOR UPDATE""",
         (run_key,),
@@ -22,8 +22,9 @@ def load_checkpoint(cursor: psycopg.Cursor[Any], run_key: str) -> RunState | Non
     row = cursor.fetchone()
     if row is None or row[2] == 1:
         return None
-    started, checkpoint, next_page, track_seen, seen, *counts = row
+    started, checkpoint, next_page, track_seen, seen, incremental, since, high_mark, *counts = row
     state = RunState(0, started, checkpoint, next_page, track_seen=track_seen, resumed=True, seen=seen)
+    state.incremental, state.since, state.high_mark = incremental, since, high_mark
     state.counts.update(zip(PAGE_COUNT_NAMES, (int(value) for value in counts), strict=True))
     return state
 
@@ -33,10 +34,12 @@ def save_checkpoint(cursor: psycopg.Cursor[Any], run: RunIdentity, table: str, s
     cursor.execute(
         """WITH saved AS (
                INSERT INTO nango._nango_checkpoints (run_key, sync_name, target_table, run_started_at,
-                   next_request, next_page, track_seen, seen, pages, fetched, added, updated, unchanged, saved_at)
-               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
+                   next_request, next_page, track_seen, seen, incremental, since, high_mark,
+                   pages, fetched, added, updated, unchanged, saved_at)
+               VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, now())
                ON CONFLICT (run_key) DO UPDATE SET next_request = EXCLUDED.next_request,
-                   next_page = EXCLUDED.next_page, seen = EXCLUDED.seen, pages = EXCLUDED.pages,
+                   next_page = EXCLUDED.next_page, seen = EXCLUDED.seen, high_mark = EXCLUDED.high_mark,
+                   pages = EXCLUDED.pages,
                    fetched = EXCLUDED.fetched, added = EXCLUDED.added, updated = EXCLUDED.updated,
                    unchanged = EXCLUDED.unchanged, saved_at = now()
                RETURNING pages, fetched, added, updated, unchanged
@@ -53,10 +56,17 @@ def save_checkpoint(cursor: psycopg.Cursor[Any], run: RunIdentity, table: str, s
             state.next_page,
             state.track_seen,
             state.seen,
+            state.incremental,
+            _json(state.since),
+            _json(state.high_mark),
             *(state.counts[name] for name in PAGE_COUNT_NAMES),
             state.job_id,
         ),
     )
+
+
+def _json(value: Any) -> str | None:
+    return None if value is None else json.dumps(value)
 
 
 def clear_run(cursor: psycopg.Cursor[Any], run_key: str) -> None:

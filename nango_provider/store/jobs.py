@@ -50,6 +50,8 @@ class RunState:
     """Progress of a run: where the next page comes from and the counts so far (saved per page).
 
     ``checkpoint`` is the engine's opaque description of the next request (JSON), ``None`` after the last page.
+    An incremental run asks only for records changed ``since`` the mark of the last complete run; ``high_mark``
+    is the highest value of the mark's record field seen so far in this run.
     """
 
     job_id: int
@@ -60,6 +62,9 @@ class RunState:
     resumed: bool
     seen: int = 0
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNT_NAMES, 0))
+    incremental: bool = False
+    since: Any = None
+    high_mark: Any = None
 
 
 def open_job(cursor: psycopg.Cursor[Any], run: RunIdentity, table: str, state: RunState) -> int:
@@ -82,13 +87,13 @@ def open_job(cursor: psycopg.Cursor[Any], run: RunIdentity, table: str, state: R
     return one_value(cursor)
 
 
-def end_job(cursor: psycopg.Cursor[Any], state: RunState, status: str) -> None:
-    """Close the run's job row with ``status`` and its final counts."""
+def end_job(cursor: psycopg.Cursor[Any], state: RunState, status: str, warnings: list[str]) -> None:
+    """Close the run's job row with ``status``, its final counts and its ``warnings`` (null when none)."""
     cursor.execute(
         """UPDATE nango._nango_jobs SET status = %s, pages = %s, fetched = %s, added = %s, updated = %s,
-               unchanged = %s, deleted = %s, ended_at = now()
+               unchanged = %s, deleted = %s, ended_at = now(), warnings = %s
            WHERE id = %s""",
-        (status, *(state.counts[name] for name in COUNT_NAMES), state.job_id),
+        (status, *(state.counts[name] for name in COUNT_NAMES), warnings or None, state.job_id),
     )
 
 

@@ -20,8 +20,9 @@ from psycopg.rows import tuple_row
 
 from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import StoreError
+from nango_provider.incremental import highest
 from nango_provider.paths import compile_path
-from nango_provider.store import checkpoints, deletions, jobs, owners, pages, schema
+from nango_provider.store import checkpoints, deletions, jobs, marks, owners, pages, schema
 from nango_provider.store.jobs import COUNT_NAMES, RunIdentity, RunState
 from nango_provider.store.records import PreparedPage, prepare_keyed, prepare_positional
 
@@ -154,6 +155,9 @@ class PostgresStore:
 
         Job rows of this table still ``running`` are closed as ``abandoned`` first: this run holds the table's
         lock, so their tasks are gone.
+
+        A fresh run of an incremental sync with a mark (and not ``full_refresh``) is incremental: it asks from
+        the mark (``state.since``), and so does every retry of it.
         """
         with self._transaction("starting the run") as cursor:
             if abandoned := jobs.abandon_dead_jobs(cursor, self.table_text):
@@ -163,6 +167,10 @@ class PostgresStore:
             if state is None:
                 checkpoints.clear_run(cursor, run.run_key)
                 state = self._fresh_state(cursor)
+                incremental = self.definition.incremental
+                if incremental is not None and not full_refresh:
+                    state.since = marks.load_mark(cursor, self.table_text, incremental.record_field)
+                    state.incremental = state.since is not None
                 checkpoints.save_checkpoint(cursor, run, self.table_text, state)
             state.job_id = jobs.open_job(cursor, run, self.table_text, state)
         return state
@@ -180,8 +188,11 @@ class PostgresStore:
         prepared: PreparedPage,
         page: int,
         checkpoint: Mapping[str, Any] | None,
+        *,
+        high_mark: Any = None,
     ) -> dict[str, int]:
-        """Write one prepared page, its counts and ``checkpoint`` (the next request) in one transaction."""
+        """Write one prepared page, its counts and ``checkpoint`` (the next request) in one transaction, with
+        ``high_mark`` (the page's highest value of an incremental sync's record field) kept in the run's state."""
         page_counts = {"pages": 1, "fetched": prepared.fetched, "added": 0, "updated": 0, "unchanged": 0}
         with self._transaction(f"writing page {page}") as cursor:
             if self._unique_key is not None:
@@ -193,19 +204,34 @@ class PostgresStore:
                 state.counts[name] += value
             state.checkpoint = checkpoint
             state.next_page = page + 1
+            state.high_mark = highest([state.high_mark, high_mark])
             checkpoints.save_checkpoint(cursor, run, self.table_text, state)
         return page_counts
 
-    def finish(self, run: RunIdentity, state: RunState, *, complete: bool) -> dict[str, int]:
-        """End the run: soft-delete or replace (only when ``complete``), mark the job done, drop the checkpoint."""
+    def finish(
+        self, run: RunIdentity, state: RunState, *, complete: bool, warnings: list[str] | None = None
+    ) -> dict[str, int]:
+        """End the run: soft-delete or replace (only when ``complete`` and not incremental), move the incremental
+        mark (only when ``complete``), mark the job done with its ``warnings``, drop the checkpoint."""
         with self._transaction("finishing the run") as cursor:
             if self._unique_key is None:
                 deletions.apply_snapshot(cursor, self.table, run, state, complete=complete)
-            elif complete:
+            elif complete and not state.incremental:
                 state.counts["deleted"] = deletions.mark_deleted(cursor, self.table, run, state)
+            if complete:
+                self._move_mark(cursor, state)
             checkpoints.clear_run(cursor, run.run_key)
-            jobs.end_job(cursor, state, jobs.SUCCESS)
+            jobs.end_job(cursor, state, jobs.SUCCESS, warnings or [])
         return dict(state.counts)
+
+    def _move_mark(self, cursor: psycopg.Cursor[Any], state: RunState) -> None:
+        """After a complete run: the highest value it saw (an incremental run never moves the mark back)."""
+        incremental = self.definition.incremental
+        if incremental is None:
+            return
+        value = highest([state.since, state.high_mark]) if state.incremental else state.high_mark
+        if value is not None:
+            marks.save_mark(cursor, self.table_text, self.definition.name, incremental.record_field, value)
 
     def record_stop(self, state: RunState | None, run: RunIdentity, message: str, *, cancelled: bool) -> None:
         """End the job row as ``failed`` (or ``cancelled``) with ``message``; uses a new connection, as the run's

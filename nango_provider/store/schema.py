@@ -1,5 +1,5 @@
-"""The tables: bookkeeping in schema ``nango`` (jobs, checkpoints, table owners, seen keys, snapshots) and each
-sync's table.
+"""The tables: bookkeeping in schema ``nango`` (jobs, checkpoints, table owners, seen keys, snapshots, incremental
+marks) and each sync's table.
 
 Also the constants every store module shares: the bookkeeping schema, the advisory lock keys that serialize
 DDL, and the COPY statement that fills a page's temporary stage.
@@ -43,7 +43,8 @@ CREATE TABLE IF NOT EXISTS nango._nango_jobs (
     unchanged bigint NOT NULL DEFAULT 0,
     deleted bigint NOT NULL DEFAULT 0,
     resumed_from_page integer,
-    error text
+    error text,
+    warnings text[]
 );
 CREATE INDEX IF NOT EXISTS _nango_jobs_sync_started ON nango._nango_jobs (sync_name, started_at DESC);
 CREATE TABLE IF NOT EXISTS nango._nango_checkpoints (
@@ -60,6 +61,9 @@ CREATE TABLE IF NOT EXISTS nango._nango_checkpoints (
     added bigint NOT NULL DEFAULT 0,
     updated bigint NOT NULL DEFAULT 0,
     unchanged bigint NOT NULL DEFAULT 0,
+    incremental boolean NOT NULL DEFAULT false,
+    since jsonb,
+    high_mark jsonb,
     saved_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE TABLE IF NOT EXISTS nango._nango_table_owners (
@@ -73,6 +77,33 @@ CREATE UNLOGGED TABLE IF NOT EXISTS nango._nango_seen_keys (run_key text NOT NUL
 CREATE TABLE IF NOT EXISTS nango._nango_snapshot (
     run_key text NOT NULL, position bigint NOT NULL, data jsonb NOT NULL, hash text NOT NULL
 );
+CREATE TABLE IF NOT EXISTS nango._nango_marks (
+    target_table text PRIMARY KEY,
+    sync_name text NOT NULL,
+    record_field text NOT NULL,
+    value jsonb NOT NULL,
+    saved_at timestamptz NOT NULL DEFAULT now()
+);
+-- Tables made before a column existed get it; the catalog is checked first, so an ALTER (and its exclusive
+-- lock) happens once, not on every run.
+DO $$
+DECLARE
+    wanted record;
+BEGIN
+    FOR wanted IN SELECT * FROM (VALUES
+        ('_nango_jobs', 'warnings', 'text[]'),
+        ('_nango_checkpoints', 'incremental', 'boolean NOT NULL DEFAULT false'),
+        ('_nango_checkpoints', 'since', 'jsonb'),
+        ('_nango_checkpoints', 'high_mark', 'jsonb')
+    ) AS c (table_name, column_name, column_type) LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_attribute
+                       WHERE attrelid = ('nango.' || wanted.table_name)::regclass
+                         AND attname = wanted.column_name AND NOT attisdropped) THEN
+            EXECUTE format('ALTER TABLE nango.%I ADD COLUMN IF NOT EXISTS %I ', wanted.table_name,
+                           wanted.column_name) || wanted.column_type;
+        END IF;
+    END LOOP;
+END $$;
 """
 _TARGET_DDL: Final = """
 CREATE TABLE IF NOT EXISTS {table} (
