@@ -255,7 +255,11 @@ def test_a_run_killed_with_sigkill_is_closed_as_abandoned_by_the_next_run(db: st
     process = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, db, url], cwd=ROOT)
     try:
         assert items.asked_for_page_two.wait(30), "the run never reached page 2"
-        assert [(job["run_id"], job["status"]) for job in jobs(db)] == [("killed-run", "running")]
+        # page 2 is asked for as soon as page 1 has arrived, before page 1 is written: wait for its commit
+        deadline = time.monotonic() + 30
+        while jobs(db)[0]["pages"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert [(job["run_id"], job["status"], job["pages"]) for job in jobs(db)] == [("killed-run", "running", 1)]
         os.kill(process.pid, signal.SIGKILL)
         process.wait(10)
     finally:
