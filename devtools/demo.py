@@ -1,5 +1,5 @@
 """``make demo``: every example sync through Airflow against the local demo API, then a re-sync after the
-upstream data changed, with the counts and a few rows of each table printed."""
+upstream data changed (a full one and an incremental one), with the counts and a few rows of each table printed."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from devtools.environment import EXAMPLES, LocalEnvironment, local_environment
 
 COUNTS = ("pages", "fetched", "added", "updated", "unchanged", "deleted")
 RESYNC = ("hubspot_contacts", "crm.contacts")
+INCREMENTAL = ("hubspot_contacts_incremental", "crm.contacts_incremental")
 
 
 def example_syncs() -> list[tuple[str, str]]:
@@ -54,7 +55,7 @@ def sample_rows(conn: psycopg.Connection[Any], table: str, limit: int = 3) -> li
 def report(conn: psycopg.Connection[Any], name: str, table: str, seconds: float) -> None:
     job = last_job(conn, name)
     counts = "  ".join(f"{key} {job[key]:>5}" for key in COUNTS)
-    print(f"  {name:<26} {job['status']:<8} {counts}   ({seconds:.1f} s) -> {table}")
+    print(f"  {name:<28} {job['status']:<8} {counts}   ({seconds:.1f} s) -> {table}")
 
 
 def main() -> None:
@@ -74,6 +75,10 @@ def main() -> None:
                 f"{changes['added']} added. Running {name} again:"
             )
             report(conn, name, table, run_sync_dag(environment, name))
+            name, table = INCREMENTAL
+            print(f"The same changes, incrementally ({name}: only contacts updated since the last run's highest):")
+            report(conn, name, table, run_sync_dag(environment, name))
+            name, table = RESYNC
             print(f"\nA few rows of {table} (most recently updated first):")
             for key, data in sample_rows(conn, table):
                 print(f"    {key:<8} {data}")
