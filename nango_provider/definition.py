@@ -24,7 +24,7 @@ import yaml
 from nango_provider.exceptions import PathError, SyncDefinitionError, TriggerParamsError
 from nango_provider.incremental import Incremental, parse_incremental
 from nango_provider.paging import Paging, parse_paging
-from nango_provider.paths import MISSING, compile_path
+from nango_provider.paths import MAX_PATH_LENGTH, MISSING, compile_path
 from nango_provider.redaction import redact_json, redact_mapping, redact_url
 
 SYNC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -75,7 +75,6 @@ MAX_BODY_BYTES: Final = 65_536
 MAX_HEADERS_BYTES: Final = 16_384
 MAX_QUERY_BYTES: Final = 16_384
 MAX_URL_LENGTH: Final = 8_192
-MAX_PATH_LENGTH: Final = 1_024
 MAX_CONN_ID_LENGTH: Final = 250
 CONN_ID = re.compile(r"^[\w#!()\-.:/\\]+$")
 """What Airflow accepts as a connection id (``airflow.models.connection.RE_SANITIZE_CONN_ID``)."""

@@ -16,7 +16,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from nango_provider.exceptions import PathError, SyncDefinitionError, SyncRunError
-from nango_provider.paths import MISSING, CompiledPath, compile_path
+from nango_provider.paths import MISSING, CompiledPath, compile_path, path_text_problem
 
 Fail = Callable[[str, str], SyncDefinitionError]
 """Builds the definition error for ``(field, message)``."""
@@ -72,6 +72,9 @@ def _dot_path(fields: Mapping[str, Any], name: str, fail: Fail) -> str:
         raise fail(f"incremental.{name}", "is required")
     if not isinstance(value, str):
         raise fail(f"incremental.{name}", f"expected a dot path, got {type(value).__name__}")
+    problem = path_text_problem(value)
+    if problem is not None:
+        raise fail(f"incremental.{name}", problem)
     try:
         compiled = compile_path(value)
     except PathError as error:

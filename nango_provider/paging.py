@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from nango_provider.exceptions import PathError, SyncDefinitionError
-from nango_provider.paths import compile_path
+from nango_provider.paths import compile_path, path_text_problem
 
 PAGING_TYPES: Final = ("cursor", "link", "offset", "page")
 OFFSET_METHODS: Final = ("by-response-size", "by-limit", "per-page")
@@ -204,6 +204,9 @@ class _PagingValidator:
             return None
         if not isinstance(value, str):
             raise self.fail(name, f"expected a path string, got {type(value).__name__}")
+        problem = path_text_problem(value)
+        if problem is not None:
+            raise self.fail(name, problem)
         try:
             compiled = compile_path(value)
         except PathError as error:

@@ -14,6 +14,9 @@ from typing import Any, Final
 
 from nango_provider.exceptions import PathError
 
+MAX_PATH_LENGTH: Final = 1_024
+"""The longest path a definition may hold."""
+_CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 MISSING: Final = object()
 """Returned by :meth:`CompiledPath.get` when the path does not exist in the document."""
 
@@ -72,6 +75,15 @@ def _get_by_segments(document: Any, segments: tuple[str, ...]) -> Any:
         else:
             return MISSING
     return value
+
+
+def path_text_problem(expression: str) -> str | None:
+    """Why ``expression`` is too long or holds control characters to be a definition's path; ``None`` if neither."""
+    if len(expression) > MAX_PATH_LENGTH:
+        return f"expected at most {MAX_PATH_LENGTH} characters, got {len(expression)}"
+    if _CONTROL_CHARACTERS.search(expression):
+        return "cannot hold control characters (CR, LF, ...)"
+    return None
 
 
 def compile_path(expression: str) -> CompiledPath:

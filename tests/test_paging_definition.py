@@ -383,3 +383,17 @@ def test_one_total_only() -> None:
         "paging.total_pages_path_in_response",
         "belongs to paging type 'page', but this sync's type is 'offset'",
     )
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("a" * 1025, "expected at most 1024 characters, got 1025"),
+        ("a\nb", "cannot hold control characters (CR, LF, ...)"),
+    ],
+)
+def test_paths_in_paging_and_incremental_are_bounded(value: str, message: str) -> None:
+    refused({"type": "link", "link_path_in_response_body": value}, "paging.link_path_in_response_body", message)
+    with pytest.raises(SyncDefinitionError) as info:
+        build(None, unique_key="id", incremental={"record_field": value, "request_name": "since"})
+    assert (info.value.field, info.value.detail) == ("incremental.record_field", message)
