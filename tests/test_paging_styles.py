@@ -20,6 +20,7 @@ from tests.helpers import jobs, rows, sync
 pytestmark = pytest.mark.integration
 
 RECORDS = [{"id": n, "name": f"item {n}"} for n in range(1, 251)]
+TABLE = "test_paging.items"
 
 
 def window(start: int, size: int) -> list[dict[str, Any]]:
@@ -28,11 +29,11 @@ def window(start: int, size: int) -> list[dict[str, Any]]:
 
 def landed_once(db: str, counts: dict[str, int], pages: int) -> None:
     assert counts == {"pages": pages, "fetched": 250, "added": 250, "updated": 0, "unchanged": 0, "deleted": 0}
-    assert sorted(int(key) for key in rows(db)) == list(range(1, 251))
+    assert sorted(int(key) for key in rows(db, TABLE)) == list(range(1, 251))
 
 
 def styled(api: FixtureServer, path: str, paging: dict[str, Any], **fields: Any) -> dict[str, Any]:
-    return {"url": f"{api.url}{path}", "unique_key": "id", "table": "nango.items", "paging": paging, **fields}
+    return {"url": f"{api.url}{path}", "unique_key": "id", "table": TABLE, "paging": paging, **fields}
 
 
 def test_link_header_with_a_top_level_array(api: FixtureServer, db: str) -> None:
@@ -338,7 +339,7 @@ def test_a_failed_parallel_run_resumes_at_the_failed_page_without_gaps_or_repeat
     fields = styled(api, "/search", PARALLEL, response_path="issues", request_retries=0)
     with pytest.raises(HttpError):
         sync(db, "issues", fields)
-    assert sorted(int(key) for key in rows(db)) == list(range(1, 101))  # pages 1-5 written, nothing after
+    assert sorted(int(key) for key in rows(db, TABLE)) == list(range(1, 101))  # pages 1-5 written, nothing after
     (failed,) = jobs(db)
     assert (failed["status"], failed["pages"], failed["fetched"]) == ("failed", 5, 100)
     jira.fail_at = None
@@ -346,7 +347,7 @@ def test_a_failed_parallel_run_resumes_at_the_failed_page_without_gaps_or_repeat
     counts = sync(db, "issues", fields, try_number=2)
     assert counts == {"pages": 13, "fetched": 250, "added": 250, "updated": 0, "unchanged": 0, "deleted": 0}
     assert sorted(int(request.query["startAt"]) for request in api.requests) == list(range(100, 250, 20))
-    assert sorted(int(key) for key in rows(db)) == list(range(1, 251))
+    assert sorted(int(key) for key in rows(db, TABLE)) == list(range(1, 251))
 
 
 def test_a_stop_flag_ends_a_parallel_run_and_drops_the_pages_fetched_ahead(api: FixtureServer, db: str) -> None:
@@ -367,4 +368,4 @@ def test_a_stop_flag_ends_a_parallel_run_and_drops_the_pages_fetched_ahead(api: 
         "concurrency": 4,
     }
     counts = sync(db, "leads", styled(api, "/leads", paging, response_path="data"))
-    assert (counts["pages"], counts["fetched"], len(rows(db))) == (3, 60, 60)
+    assert (counts["pages"], counts["fetched"], len(rows(db, TABLE))) == (3, 60, 60)
