@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test test-ui lint unit demo airflow bench clean
+.PHONY: install postgres-server test test-ui lint unit demo airflow bench clean
 
 # The editable install leaves nango_provider.egg-info in the repository's root, a build by-product: found on
 # sys.path (python -m from here, pytest), it would make Airflow load the plugin twice. It is removed.
@@ -17,12 +17,23 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Debian's PostgreSQL server (stock configuration: JIT on, fsync on), which the tests and the benchmark start
+# in a temporary directory next to the embedded one; installed here (as root) when its binaries are missing.
+postgres-server:
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then \
+	    if [ "$$(id -u)" -ne 0 ]; then \
+	        echo "PostgreSQL server binaries are missing and installing them needs root: apt-get install -y postgresql" >&2; \
+	        exit 1; \
+	    fi; \
+	    apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y postgresql; \
+	fi
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint postgres-server
 	$(BIN)/pytest -m "not ui"
 
 # The browser test: a real Airflow driven through its web UI by headless Chromium (/usr/bin/chromium,
@@ -39,7 +50,7 @@ demo: $(STAMP)
 airflow: $(STAMP)
 	$(BIN)/python -m devtools.airflow_server
 
-bench: $(STAMP)
+bench: $(STAMP) postgres-server
 	$(BIN)/pip install --quiet -r benchmarks/requirements.txt
 	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 

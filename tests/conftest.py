@@ -1,5 +1,6 @@
-"""Shared fixtures: a real Postgres (embedded unless NANGO_TEST_POSTGRES_URI names one), a loopback HTTP
-server with per-test routes, and an Airflow home with a migrated SQLite metadata DB for ``dag.test()``."""
+"""Shared fixtures: a real Postgres (embedded unless NANGO_TEST_POSTGRES_URI names one), a stock Debian
+PostgreSQL server with its default configuration (JIT on) for plan tests, a loopback HTTP server with per-test
+routes, and an Airflow home with a migrated SQLite metadata DB for ``dag.test()``."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ os.environ.update(
 
 from devtools.demo_api import DemoApi  # noqa: E402
 from devtools.embedded_postgres import EmbeddedPostgres  # noqa: E402
+from devtools.stock_postgres import StockPostgres  # noqa: E402
 from tests.fixture_server import FixtureServer  # noqa: E402
 from tests.helpers import EXAMPLES, AirflowRunner  # noqa: E402
 
@@ -58,6 +60,22 @@ def db(postgres_uri: str, monkeypatch: pytest.MonkeyPatch) -> str:
             conn.execute(f'DROP SCHEMA "{schema}" CASCADE')
     monkeypatch.setenv("AIRFLOW_CONN_POSTGRES_DEFAULT", postgres_uri)
     return postgres_uri
+
+
+@pytest.fixture(scope="session")
+def stock_postgres_uri() -> Iterator[str]:
+    """URI of Debian's PostgreSQL server, started for the session with its default configuration (JIT on).
+
+    It also loads ``pg_stat_statements`` with planning times tracked, so that tests can read what the
+    statements a sync sent cost to plan and whether they were JIT-compiled. ``make test`` installs the
+    server package where it is missing.
+    """
+    settings = {"shared_preload_libraries": "pg_stat_statements", "pg_stat_statements.track_planning": "on"}
+    server = StockPostgres(settings).start()
+    try:
+        yield server.uri
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
