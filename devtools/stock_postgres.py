@@ -118,7 +118,13 @@ class StockPostgres:
         if self._user is not None:
             command = ["runuser", "-u", self._user, "--", *command]
         completed = subprocess.run(
-            command, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=_START_TIMEOUT + 30
+            command,
+            cwd="/",
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=_START_TIMEOUT + 30,
+            check=False,
         )
         if completed.returncode != 0:
             log = self.log_text()[-2000:]

@@ -137,7 +137,9 @@ def assert_cheap_to_plan(statements: list[Statement]) -> None:
 
 
 @pytest.mark.parametrize("options", ["", JIT_EVERYTHING], ids=["default-config", "jit-for-every-statement"])
-def test_no_statement_of_a_sync_is_jit_compiled_or_slow_to_plan(stock_db: str, api: FixtureServer, options: str) -> None:
+def test_no_statement_of_a_sync_is_jit_compiled_or_slow_to_plan(
+    stock_db: str, api: FixtureServer, options: str
+) -> None:
     serve(api, contacts(RECORDS))
     counts, initial = statements_sent_by(stock_db, lambda: run(stock_db, api, "initial", options))
     assert counts["added"] == RECORDS and counts["pages"] == PAGES
