@@ -1,13 +1,14 @@
 """``make bench``: sync throughput against its ceilings and dlt, memory, and DAG parsing against dag-factory.
 
 Everything runs in one go on this machine: a local paginated API (``devtools.demo_api``, its own process),
-an embedded Postgres, and every measurement in a fresh child process (``benchmarks.measure``) so that peak
-RSS figures are each measurement's own. Prints the results and the goals; writes nothing into the
-repository unless ``--write-doc`` is given, which rewrites the results section of docs/performance.md.
-Everything it starts, it stops.
+two Postgres servers one after the other (Debian's PostgreSQL with its stock configuration, JIT and fsync on,
+as users run it; then the embedded one), and every measurement in a fresh child process
+(``benchmarks.measure``) so that peak RSS figures are each measurement's own. Prints the results and the
+goals; writes nothing into the repository unless ``--write-doc`` is given, which rewrites the results
+section of docs/performance.md. Everything it starts, it stops.
 
-Run: ``make bench`` or ``python -m benchmarks.bench [--repeat 3] [--sizes 40000 200000] [--latency-ms 20]
-[--skip-latency] [--skip-incremental] [--skip-parsing] [--write-doc]``.
+Run: ``make bench`` or ``python -m benchmarks.bench [--repeat 3] [--sizes 40000 200000] [--servers stock embedded]
+[--latency-ms 20] [--skip-latency] [--skip-incremental] [--skip-parsing] [--write-doc]``.
 """
 
 from __future__ import annotations
@@ -29,10 +30,15 @@ from benchmarks import parsing, report
 from benchmarks.cpu import postmaster_pid, process_cpu, process_tree_cpu
 from benchmarks.services import ChildError, DemoApiProcess, child_environment, run_child
 from devtools.embedded_postgres import EmbeddedPostgres
+from devtools.stock_postgres import StockPostgres
 
 SIZES = (40_000, 200_000)
 PARSE_COUNT = 1000
-ONE_DAG_ID = "nango_sync_sync_0500"
+PARSE_COUNT_LARGE = 5000
+ONE_DAG_INDEX = 500
+ONE_DAG_ID = f"nango_sync_{parsing.sync_name(ONE_DAG_INDEX)}"
+CHANGED_SHARE = 0.01
+SERVERS = ("stock", "embedded")
 SYNC_TABLE = "bench.contacts"
 LATENCY_MS = 20.0
 LATENCY_RECORDS = 20_000
@@ -66,8 +72,20 @@ class SizeResults:
     upsert: Runs = field(default_factory=Runs)
     initial: Runs = field(default_factory=Runs)
     resync: Runs = field(default_factory=Runs)
+    changed: Runs = field(default_factory=Runs)
     dlt: Runs = field(default_factory=Runs)
+    dlt_tuned: Runs = field(default_factory=Runs)
     rewritten: list[dict[str, int]] = field(default_factory=list)
+    rewritten_changed: list[int] = field(default_factory=list)
+
+
+@dataclass
+class ServerResults:
+    """Every size measured on one Postgres server."""
+
+    name: str
+    description: str
+    sizes: list[SizeResults] = field(default_factory=list)
 
 
 @dataclass
@@ -99,11 +117,21 @@ class IncrementalResults:
 
 @dataclass
 class ParseResults:
-    """DAG parsing: all 1,000 DAGs with both loaders, and the one DAG a task needs."""
+    """DAG parsing, each a fresh process running one DAG file, imports included.
 
+    ``sdk`` is a bare ``import airflow.sdk``, which every DAG file pays and which the figures leave out.
+    """
+
+    sdk: Runs = field(default_factory=Runs)
     ours: Runs = field(default_factory=Runs)
     dagfactory: Runs = field(default_factory=Runs)
     one: Runs = field(default_factory=Runs)
+    hand_written: Runs = field(default_factory=Runs)
+    large: Runs = field(default_factory=Runs)
+
+    def net(self, runs: Runs) -> float:
+        """Median seconds of ``runs`` minus the median of a bare ``import airflow.sdk``."""
+        return runs.median() - self.sdk.median()
 
 
 class Bench:
@@ -147,12 +175,14 @@ class Bench:
                 self.log(f"{records:,} records, repetition {repetition}/{self.repeat}")
                 results.fetch.results.append(self.timed_child("fetch", base, api))
                 results.upsert.results.append(self.timed_child("upsert", base, api))
-                self._sync_pair(results, base, repetition, api)
-                self._dlt(results, base, repetition, api)
+                self._syncs(results, base, repetition, api)
+                self._dlt(results, results.dlt, base, f"dlt_{records}_{repetition}", api)
+                self._dlt(results, results.dlt_tuned, base | {"tuned": True}, f"dlt_tuned_{records}_{repetition}", api)
         return results
 
-    def _sync_pair(self, results: SizeResults, base: dict[str, Any], repetition: int, api: DemoApiProcess) -> None:
-        """Initial sync into an empty table, then a re-sync with nothing changed (which must rewrite nothing)."""
+    def _syncs(self, results: SizeResults, base: dict[str, Any], repetition: int, api: DemoApiProcess) -> None:
+        """Initial sync into an empty table, a re-sync with nothing changed (which must rewrite nothing), then
+        a re-sync after 1% of the records changed upstream (which must rewrite exactly those)."""
         with psycopg.connect(self.uri, autocommit=True) as conn:
             conn.execute(f"DROP TABLE IF EXISTS {SYNC_TABLE}")
         run_id = f"bench_{base['records']}_{repetition}"
@@ -174,16 +204,21 @@ class Bench:
                 "stats_flushed": int(after["job_updates"] >= before["job_updates"] + resync["counts"]["pages"] + 1),
             }
         )
+        changed = api.mutate(changed=round(base["records"] * CHANGED_SHARE))
+        result = self.timed_child("sync", base | {"run_id": f"{run_id}_changed"}, api)
+        expected = {"fetched": base["records"], "added": 0, "updated": changed, "unchanged": base["records"] - changed}
+        _check_counts("re-sync with 1% changed", result["counts"], expected)
+        end = table_state(self.uri, wait_for_job_updates=after["job_updates"] + result["counts"]["pages"] + 1)
+        results.changed.results.append(result)
+        results.rewritten_changed.append(end["tuples_written"] - after["tuples_written"])
 
-    def _dlt(self, results: SizeResults, base: dict[str, Any], repetition: int, api: DemoApiProcess) -> None:
-        if results.dlt.error is not None:
+    def _dlt(self, results: SizeResults, runs: Runs, params: dict[str, Any], dataset: str, api: DemoApiProcess) -> None:
+        if runs.error is not None:
             return  # it failed once: it will not work the next time either
-        dataset = f"dlt_bench_{base['records']}_{repetition}"
         try:
-            params = base | {"pipeline": dataset, "dataset": dataset}
-            results.dlt.results.append(self.timed_child("dlt", params, api))
+            runs.results.append(self.timed_child("dlt", params | {"pipeline": dataset, "dataset": dataset}, api))
         except ChildError as error:
-            results.dlt.error = str(error)
+            runs.error = str(error)
             self.log(f"dlt failed: {error}")
         finally:
             with psycopg.connect(self.uri, autocommit=True) as conn:
@@ -234,21 +269,35 @@ class Bench:
     # -- DAG parsing ----------------------------------------------------------------------------------
 
     def measure_parsing(self) -> ParseResults:
-        """1,000 one-sync YAML files: all DAGs with ours (reading the registry of API-created syncs too, the
-        default) and with dag-factory; the one DAG a task needs."""
-        ours_folder, dagfactory_folder = self.workdir / "syncs", self.workdir / "dagfactory"
-        parsing.write_ours(ours_folder, PARSE_COUNT)
-        parsing.write_dagfactory(dagfactory_folder, PARSE_COUNT)
+        """DAG files as Airflow parses them, each in a fresh process: 1,000 syncs with ours and with
+        dag-factory, the one DAG a task needs against a hand-written file, and 5,000 syncs with ours. Ours read
+        the registry of API-created syncs too (the default), as in a deployment."""
+        folders = {name: self.workdir / name for name in ("syncs", "syncs_large", "dagfactory")}
+        parsing.write_ours(folders["syncs"], PARSE_COUNT)
+        parsing.write_ours(folders["syncs_large"], PARSE_COUNT_LARGE)
+        parsing.write_dagfactory(folders["dagfactory"], PARSE_COUNT)
+        files = parsing.write_dag_files(
+            self.workdir / "dag_files", folders["syncs"], folders["syncs_large"], folders["dagfactory"], ONE_DAG_INDEX
+        )
         results = ParseResults()
         registry_env = {"AIRFLOW_CONN_POSTGRES_DEFAULT": self.uri}  # the registry is read, as in a deployment
-        one_env = registry_env | {"_AIRFLOW_PARSING_CONTEXT_DAG_ID": ONE_DAG_ID}
+        one_env = registry_env | {
+            "_AIRFLOW_PARSING_CONTEXT_DAG_ID": ONE_DAG_ID,
+            "_AIRFLOW_PARSING_CONTEXT_TASK_ID": "sync",
+        }
         for repetition in range(1, self.repeat + 1):
             self.log(f"DAG parsing, repetition {repetition}/{self.repeat}")
-            ours = {"folder": str(ours_folder), "expect": PARSE_COUNT}
-            results.ours.results.append(self.child("parse_ours", ours, registry_env))
-            dagfactory = {"folder": str(dagfactory_folder), "expect": PARSE_COUNT}
-            results.dagfactory.results.append(self.child("parse_dagfactory", dagfactory))
-            results.one.results.append(self.child("parse_ours", ours | {"expect": 1}, one_env))
+            results.sdk.results.append(self.child("import_sdk", {}))
+            ours = {"file": str(files["ours"]), "expect": PARSE_COUNT, "ours": True}
+            results.ours.results.append(self.child("parse_file", ours, registry_env))
+            dagfactory = {"file": str(files["dagfactory"]), "expect": PARSE_COUNT}
+            results.dagfactory.results.append(self.child("parse_file", dagfactory))
+            one = {"file": str(files["ours"]), "expect": 1, "ours": True}
+            results.one.results.append(self.child("parse_file", one, one_env))
+            hand_written = {"file": str(files["hand_written"]), "expect": 1}
+            results.hand_written.results.append(self.child("parse_file", hand_written, one_env))
+            large = {"file": str(files["ours_large"]), "expect": PARSE_COUNT_LARGE, "ours": True}
+            results.large.results.append(self.child("parse_file", large, registry_env))
         return results
 
 
@@ -296,6 +345,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--sizes", type=int, nargs="+", default=list(SIZES), help="records per sync (default: %(default)s)"
     )
+    parser.add_argument(
+        "--servers", nargs="+", choices=SERVERS, default=list(SERVERS), help="Postgres servers (default: %(default)s)"
+    )
     parser.add_argument("--skip-parsing", action="store_true", help="do not run the DAG-parsing benchmark")
     parser.add_argument("--skip-latency", action="store_true", help="do not run the latency benchmark")
     parser.add_argument("--skip-incremental", action="store_true", help="do not run the incremental re-sync benchmark")
@@ -311,12 +363,45 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def _stop(postgres: EmbeddedPostgres) -> None:
+def _stop(postgres: StockPostgres | EmbeddedPostgres) -> None:
     """Stop the Postgres; a failure to stop is reported, not raised over the real error."""
     try:
         postgres.stop()
     except Exception as error:
-        log(f"could not stop the embedded Postgres cleanly: {error}")
+        log(f"could not stop the Postgres cleanly: {error}")
+
+
+def _server(name: str) -> tuple[StockPostgres | EmbeddedPostgres, str]:
+    """A Postgres to start, in its own temporary data directory, and how the report names it."""
+    if name == "stock":
+        stock = StockPostgres()
+        return stock, f"stock: Debian's PostgreSQL {stock.version} server, default configuration (JIT on, fsync on)"
+    return EmbeddedPostgres(), "embedded: pgserver's PostgreSQL (no JIT; fsync=off, full_page_writes=off)"
+
+
+def measure_server(
+    name: str, workdir: Path, args: argparse.Namespace, machine: dict[str, str], *, first: bool
+) -> tuple[ServerResults, tuple[ParseResults | None, LatencyResults | None, IncrementalResults | None] | None]:
+    """Start one Postgres, measure every size on it, stop it. On the ``first`` server also DAG parsing (whose DAG
+    file reads the registry of API-created syncs from it), the incremental and the latency runs, unless skipped."""
+    postgres, description = _server(name)
+    try:
+        log(f"starting {description}")
+        postgres.start()
+        machine[f"Postgres ({name})"] = report.server_info(postgres.uri, description)
+        bench = Bench(postgres.uri, postmaster_pid(postgres.data_dir), workdir, args.repeat, log)
+        server = ServerResults(name, description, [bench.measure_size(records) for records in sorted(args.sizes)])
+        if not first:
+            return server, None
+        incremental = None if args.skip_incremental else bench.measure_incremental(max(args.sizes))
+        latency = None
+        if not args.skip_latency:
+            latency = bench.measure_latency(
+                args.latency_records, args.latency_ms / 1000, LATENCY_PAGE_SIZE, LATENCY_CONCURRENCY
+            )
+        return server, (None if args.skip_parsing else bench.measure_parsing(), latency, incremental)
+    finally:
+        _stop(postgres)
 
 
 def log(message: str) -> None:
@@ -329,29 +414,22 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     started, load_at_start = time.monotonic(), report.load_average()
     workdir = Path(tempfile.mkdtemp(prefix="nango-bench-"))
-    postgres = EmbeddedPostgres()  # its own data directory, removed by stop()
+    machine = report.machine_info()
     try:
-        log("starting the embedded Postgres")
-        postgres.start()
-        bench = Bench(postgres.uri, postmaster_pid(postgres.data_dir), workdir, args.repeat, log)
-        machine = report.machine_info(postgres.uri)
-        sizes = [bench.measure_size(records) for records in sorted(args.sizes)]
-        incremental = None if args.skip_incremental else bench.measure_incremental(max(args.sizes))
-        latency = None
-        if not args.skip_latency:
-            latency = bench.measure_latency(
-                args.latency_records, args.latency_ms / 1000, LATENCY_PAGE_SIZE, LATENCY_CONCURRENCY
-            )
-        parse = None if args.skip_parsing else bench.measure_parsing()
+        servers, parse, latency, incremental = [], None, None, None
+        for index, name in enumerate(args.servers):
+            server, extras = measure_server(name, workdir, args, machine, first=index == 0)
+            servers.append(server)
+            if extras is not None:
+                parse, latency, incremental = extras
     except ChildError as error:
         log(f"a measurement failed, no results:\n{error}")
         return 1
     finally:
-        _stop(postgres)
         shutil.rmtree(workdir, ignore_errors=True)
     elapsed = time.monotonic() - started
     machine["load average (1, 5, 15 min)"] = f"{load_at_start} at the start, {report.load_average()} at the end"
-    text = report.render(machine, sizes, parse, latency, incremental, repeat=args.repeat, elapsed=elapsed)
+    text = report.render(machine, servers, parse, latency, incremental, repeat=args.repeat, elapsed=elapsed)
     print(text)
     if args.write_doc:
         report.write_doc(text)

@@ -77,6 +77,7 @@ _CEILING_DDL = """
 DROP SCHEMA IF EXISTS bench_ceiling CASCADE;
 CREATE SCHEMA bench_ceiling;
 CREATE TABLE bench_ceiling.contacts (k text PRIMARY KEY, d jsonb NOT NULL, h text NOT NULL);
+CREATE TABLE bench_ceiling.copied (k text PRIMARY KEY, d jsonb NOT NULL, h text NOT NULL);
 CREATE TEMP TABLE stage (k text, d jsonb, h text) ON COMMIT DELETE ROWS;
 """
 _CEILING_UPSERT = """
@@ -85,11 +86,26 @@ ON CONFLICT (k) DO UPDATE SET d = EXCLUDED.d, h = EXCLUDED.h WHERE t.h IS DISTIN
 """
 
 
-def measure_upsert(params: Params) -> Result:
-    """Ceiling (b): records pre-fetched into memory, then per page: COPY text, COPY, one upsert, commit.
+def _stage_and_upsert(cursor: Any, copy_text: bytes) -> int:
+    with cursor.copy("COPY pg_temp.stage (k, d, h) FROM STDIN") as copy:
+        copy.write(copy_text)
+    cursor.execute(_CEILING_UPSERT)
+    return int(cursor.rowcount)
 
-    A plain psycopg loop into ``(k text primary key, d jsonb, h text)``, no bookkeeping. Timed twice: into
-    the empty table (the ceiling) and again with nothing changed (for information).
+
+def _plain_copy(cursor: Any, copy_text: bytes) -> int:
+    with cursor.copy("COPY bench_ceiling.copied (k, d, h) FROM STDIN") as copy:
+        copy.write(copy_text)
+    return int(cursor.rowcount)
+
+
+def measure_upsert(params: Params) -> Result:
+    """Ceilings (b) and (c): records pre-fetched into memory, then per page COPY text and one transaction.
+
+    A plain psycopg loop into ``(k text primary key, d jsonb, h text)``, no bookkeeping. Timed three times:
+    (b) COPY into a temporary stage and one ``INSERT .. ON CONFLICT`` into the empty table (the
+    stage-and-upsert ceiling); the same again with nothing changed (for information); (c) a plain COPY
+    into another empty table of the same shape (the COPY ceiling: no stage, no conflict handling).
     """
     import psycopg
 
@@ -100,44 +116,30 @@ def measure_upsert(params: Params) -> Result:
     definition = _definition(params)
     pages = [page.records for page in NangoHook().pages(definition)]  # not timed
     key = compile_path("id")
+    result: Result = {"records": params["records"]}
     with psycopg.connect(params["uri"]) as conn:
         conn.autocommit = True
         conn.execute(_CEILING_DDL)
         conn.autocommit = False
         backend = conn.info.backend_pid
-        timings: list[float] = []
-        cpu: list[float] = []
-        postgres_cpu: list[float] = []
-        written = []
-        for _ in range(2):
-            started = time.perf_counter()
-            cpu.append(time.process_time())
-            postgres_cpu.append(process_cpu(backend))
+        for prefix, write in (("", _stage_and_upsert), ("unchanged_", _stage_and_upsert), ("copy_", _plain_copy)):
+            started, cpu, postgres_cpu = time.perf_counter(), time.process_time(), process_cpu(backend)
             rows = 0
             for number, records in enumerate(pages, start=1):
                 prepared = prepare_keyed(records, key, "bench", number)
                 with conn.cursor() as cursor:
-                    with cursor.copy("COPY pg_temp.stage (k, d, h) FROM STDIN") as copy:
-                        copy.write(prepared.copy_text)
-                    cursor.execute(_CEILING_UPSERT)
-                    rows += cursor.rowcount
+                    rows += write(cursor, prepared.copy_text)
                 conn.commit()
-            timings.append(time.perf_counter() - started)
-            cpu[-1] = time.process_time() - cpu[-1]
-            postgres_cpu[-1] = process_cpu(backend) - postgres_cpu[-1]
-            written.append(rows)
+            result[f"{prefix}seconds"] = time.perf_counter() - started
+            result[f"{prefix}cpu_seconds"] = time.process_time() - cpu
+            result[f"{prefix}postgres_cpu_seconds"] = process_cpu(backend) - postgres_cpu
+            result[f"{prefix}rows"] = rows
         conn.autocommit = True
         conn.execute("DROP SCHEMA bench_ceiling CASCADE")
-    _expect(written == [params["records"], 0], f"upsert wrote {written} rows, expected [{params['records']}, 0]")
-    return {
-        "seconds": timings[0],
-        "cpu_seconds": cpu[0],
-        "postgres_cpu_seconds": postgres_cpu[0],
-        "unchanged_seconds": timings[1],
-        "unchanged_cpu_seconds": cpu[1],
-        "unchanged_postgres_cpu_seconds": postgres_cpu[1],
-        "records": params["records"],
-    }
+    written = [result["rows"], result["unchanged_rows"], result["copy_rows"]]
+    expected = [params["records"], 0, params["records"]]
+    _expect(written == expected, f"the ceiling loops wrote {written} rows, expected {expected}")
+    return result
 
 
 # -- the full sync, through the operator's code path ------------------------------------------------------
@@ -231,7 +233,11 @@ def measure_incremental_sync(params: Params) -> Result:
 
 
 def measure_dlt(params: Params) -> Result:
-    """dlt's ``rest_api`` source, merge on ``id``, into the same Postgres: ``pipeline.run`` timed."""
+    """dlt's ``rest_api`` source, merge on ``id``, into the same Postgres: ``pipeline.run`` timed.
+
+    With ``tuned``, dlt at its best for this data: its CSV loader (Postgres COPY instead of INSERT
+    statements) and ``max_table_nesting=0`` (nested objects kept as JSON columns, no child tables).
+    """
     os.environ.setdefault("RUNTIME__DLTHUB_TELEMETRY", "false")
     os.environ.setdefault("RUNTIME__LOG_LEVEL", "WARNING")
     import dlt
@@ -258,6 +264,9 @@ def measure_dlt(params: Params) -> Result:
             ],
         }
     )
+    tuned = bool(params.get("tuned"))
+    if tuned:
+        source.max_table_nesting = 0
     with tempfile.TemporaryDirectory(prefix="nango-bench-dlt-") as workdir:
         pipeline = dlt.pipeline(
             pipeline_name=params["pipeline"],
@@ -266,7 +275,7 @@ def measure_dlt(params: Params) -> Result:
             dataset_name=params["dataset"],
         )
         started, cpu = time.perf_counter(), time.process_time()
-        pipeline.run(source)
+        pipeline.run(source, loader_file_format="csv" if tuned else None)
         seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     import psycopg
     from psycopg import sql
@@ -274,9 +283,16 @@ def measure_dlt(params: Params) -> Result:
     with psycopg.connect(params["uri"]) as conn:
         table = sql.Identifier(params["dataset"], "contacts")
         row = conn.execute(sql.SQL("SELECT count(*) FROM {}").format(table)).fetchone()
+        tables = conn.execute(
+            """SELECT table_name, (SELECT count(*) FROM information_schema.columns c
+                                   WHERE c.table_schema = t.table_schema AND c.table_name = t.table_name)
+               FROM information_schema.tables t WHERE table_schema = %s AND table_name NOT LIKE '\\_dlt%%'
+               ORDER BY table_name""",
+            (params["dataset"],),
+        ).fetchall()
     loaded = int(row[0]) if row else 0
     _expect(loaded == params["records"], f"dlt loaded {loaded} rows, expected {params['records']}")
-    return {"seconds": seconds, "cpu_seconds": cpu, "records": loaded}
+    return {"seconds": seconds, "cpu_seconds": cpu, "records": loaded, "tables": {name: n for name, n in tables}}
 
 
 def _with_password(uri: str) -> str:
@@ -292,23 +308,36 @@ def _with_password(uri: str) -> str:
 # -- DAG parsing --------------------------------------------------------------------------------------
 
 
-def measure_parse_ours(params: Params) -> Result:
-    """After ``import airflow.sdk``: import ``nango_provider.dag_factory``, then ``load_sync_dags(folder)``, which
-    reads the registry of API-created syncs as in a deployment (the run fails if the registry was not read)."""
-    import airflow.sdk  # noqa: F401  # not timed: every DAG file pays it
+def measure_import_sdk(_params: Params) -> Result:
+    """A bare ``import airflow.sdk``, timed: what every DAG file pays and the parse figures leave out."""
+    started, cpu = time.perf_counter(), time.process_time()
+    import airflow.sdk  # noqa: F401
 
-    _expect(bool(os.environ.get("AIRFLOW_CONN_POSTGRES_DEFAULT")), "no registry connection: the default path reads it")
+    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu}
+
+
+def measure_parse_file(params: Params) -> Result:
+    """One DAG file run as Airflow runs it, imports included: ``runpy.run_path(file)``, timed; DAGs counted.
+
+    With ``ours``, the DAG file reads the registry of API-created syncs as in a deployment: the run fails if the
+    registry was not read or the DAG factory reported a problem.
+    """
+    import runpy
+
     problems = _ProblemLog()
-    started = time.perf_counter()
-    from nango_provider.dag_factory import load_sync_dags
-
-    imported = time.perf_counter()
-    dags = load_sync_dags(params["folder"])
-    ended = time.perf_counter()
+    if params.get("ours"):
+        _expect(
+            bool(os.environ.get("AIRFLOW_CONN_POSTGRES_DEFAULT")), "no registry connection: the default path reads it"
+        )
+    started, cpu = time.perf_counter(), time.process_time()
+    namespace = runpy.run_path(params["file"], run_name="unusual_prefix_dag_file")
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     _expect(not problems.messages, f"parsing reported problems: {problems.messages}")
-    _expect(len(dags) == params["expect"], f"built {len(dags)} DAGs, expected {params['expect']}")
-    tasks = sum(len(dag.task_dict) for dag in dags.values())
-    return {"seconds": ended - imported, "import_seconds": imported - started, "dags": len(dags), "tasks": tasks}
+    import airflow.sdk
+
+    dags = [value for value in namespace.values() if isinstance(value, airflow.sdk.DAG)]
+    _expect(len(dags) == params["expect"], f"{params['file']} built {len(dags)} DAGs, expected {params['expect']}")
+    return {"seconds": seconds, "cpu_seconds": cpu, "dags": len(dags), "tasks": sum(len(dag.task_dict) for dag in dags)}
 
 
 class _ProblemLog(logging.Handler):
@@ -323,36 +352,15 @@ class _ProblemLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
-def measure_parse_dagfactory(params: Params) -> Result:
-    """After ``import airflow.sdk``: import ``dagfactory``, then ``load_yaml_dags(globals_dict=, dags_folder=)``."""
-    os.environ.setdefault("DO_NOT_TRACK", "1")  # dag-factory's telemetry would try the internet
-    os.environ.setdefault("SCARF_NO_ANALYTICS", "1")
-    import airflow.sdk
-
-    started = time.perf_counter()
-    import dagfactory
-
-    imported = time.perf_counter()
-    namespace: dict[str, Any] = {}
-    dagfactory.load_yaml_dags(
-        globals_dict=namespace, dags_folder=params["folder"], defaults_config_path=params["folder"]
-    )
-    ended = time.perf_counter()
-    dags = [value for value in namespace.values() if isinstance(value, airflow.sdk.DAG)]
-    _expect(len(dags) == params["expect"], f"dag-factory built {len(dags)} DAGs, expected {params['expect']}")
-    tasks = sum(len(dag.task_dict) for dag in dags)
-    return {"seconds": ended - imported, "import_seconds": imported - started, "dags": len(dags), "tasks": tasks}
-
-
 MEASUREMENTS: dict[str, Callable[[Params], Result]] = {
+    "import_sdk": measure_import_sdk,
+    "parse_file": measure_parse_file,
     "fetch": measure_fetch,
     "upsert": measure_upsert,
     "sync": measure_sync,
     "latency_sync": measure_latency_sync,
     "incremental_sync": measure_incremental_sync,
     "dlt": measure_dlt,
-    "parse_ours": measure_parse_ours,
-    "parse_dagfactory": measure_parse_dagfactory,
 }
 
 

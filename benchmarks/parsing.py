@@ -62,3 +62,50 @@ def write_dagfactory(folder: Path, count: int) -> None:
             },
         }
         (folder / f"{name}.yaml").write_text(yaml.safe_dump({f"nango_sync_{name}": dag}, sort_keys=False))
+
+
+_OURS_DAG_FILE = '''"""All syncs of one folder, one DAG each (the README's DAG file)."""
+from nango_provider.dag_factory import load_sync_dags
+
+load_sync_dags({folder!r}, namespace=globals())
+'''
+_DAGFACTORY_DAG_FILE = '''"""dag-factory 1.1.0 building every DAG of one folder."""
+import dagfactory
+
+dagfactory.load_yaml_dags(globals_dict=globals(), dags_folder={folder!r}, defaults_config_path={folder!r})
+'''
+_HAND_WRITTEN_DAG_FILE = '''"""One sync's DAG by hand: the factory's DAG and NangoSyncOperator task."""
+from datetime import datetime, timedelta, timezone
+
+from airflow.sdk import DAG
+
+from nango_provider.operators.sync import NangoSyncOperator
+
+with DAG(
+    dag_id="nango_sync_{name}",
+    schedule="@hourly",
+    start_date=datetime(2024, 1, 1, tzinfo=timezone.utc),
+    catchup=False,
+    max_active_runs=1,
+    tags=["nango", "sync"],
+    default_args={{"owner": "nango", "retries": 3, "retry_delay": timedelta(seconds=30),
+                  "retry_exponential_backoff": True}},
+) as dag:
+    NangoSyncOperator(task_id="sync", sync_name="{name}", **{fields!r})
+'''
+
+
+def write_dag_files(folder: Path, ours: Path, ours_large: Path, dagfactory: Path, one_index: int) -> dict[str, Path]:
+    """The DAG files Airflow would parse: ours over ``ours`` and ``ours_large``, dag-factory's, a hand-written one."""
+    folder.mkdir(parents=True, exist_ok=True)
+    texts = {
+        "ours": _OURS_DAG_FILE.format(folder=str(ours)),
+        "ours_large": _OURS_DAG_FILE.format(folder=str(ours_large)),
+        "dagfactory": _DAGFACTORY_DAG_FILE.format(folder=str(dagfactory)),
+        "hand_written": _HAND_WRITTEN_DAG_FILE.format(name=sync_name(one_index), fields=_fields(one_index)),
+    }
+    paths = {}
+    for kind, text in texts.items():
+        paths[kind] = folder / f"dag_file_{kind}.py"
+        paths[kind].write_text(text)
+    return paths

@@ -72,10 +72,14 @@ class DemoApiProcess:
                 if not after:
                     return seen
 
-    def mutate(self, changed: int) -> None:
-        """Change ``changed`` records upstream (new content and ``updatedAt``), removing and adding none."""
-        body = {"changed": changed, "removed": 0, "added": 0}
-        requests.post(f"{self.url}/_demo/mutate", json=body, timeout=60).raise_for_status()
+    def mutate(self, changed: int) -> int:
+        """Give ``changed`` records new content upstream, then warm the server up again; returns how many."""
+        response = requests.post(
+            f"{self.url}/_demo/mutate", json={"changed": changed, "removed": 0, "added": 0}, timeout=60
+        )
+        response.raise_for_status()
+        self.warm_up()
+        return int(response.json()["changed"])
 
     def stop(self) -> None:
         """Terminate the server (kill it if it does not stop within 10 s)."""
