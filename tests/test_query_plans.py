@@ -16,8 +16,8 @@ import psycopg
 import pytest
 
 from nango_provider.definition import SyncDefinition
+from nango_provider.engine import run_sync
 from nango_provider.hooks.nango import NangoHook
-from nango_provider.operators.sync import run_sync
 from nango_provider.store.postgres import PostgresStore, RunIdentity
 from tests.fixture_server import FixtureServer, Reply, Request, paged
 from tests.helpers import items_sync

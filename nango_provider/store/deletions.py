@@ -10,11 +10,14 @@ from psycopg import sql
 
 from nango_provider.store.jobs import RunIdentity, RunState, one_value
 
+_SEEN_KEYS: Final = """
+CREATE TEMP TABLE _nango_seen ON COMMIT DROP AS
+SELECT unnest(keys) AS key FROM nango._nango_seen_keys WHERE run_key = %(run)s
+"""
 _MARK_DELETED: Final = """
-WITH seen AS (SELECT unnest(keys) AS key FROM nango._nango_seen_keys WHERE run_key = %(run)s)
 UPDATE {table} AS t SET _nango_deleted_at = now()
 WHERE t._nango_deleted_at IS NULL AND t._nango_first_seen_at < %(started)s
-  AND NOT EXISTS (SELECT 1 FROM seen s WHERE s.key = t._nango_unique_key)
+  AND NOT EXISTS (SELECT 1 FROM pg_temp._nango_seen s WHERE s.key = t._nango_unique_key)
 """
 _SNAPSHOT_ROWS: Final = """
 SELECT hash || ':' || row_number() OVER (PARTITION BY hash ORDER BY position) AS k, data AS d, hash AS h
@@ -50,11 +53,13 @@ def mark_deleted(cursor: psycopg.Cursor[Any], table: sql.Composable, run: RunIde
     )
     if one_value(cursor) != state.seen:
         return 0  # seen keys were lost (unlogged table after a crash): never guess what is gone
-    # One hash anti-join over every key seen, whatever the (stale) statistics estimate for the unnested keys:
-    # a nested loop here would compare every row with every key.
-    cursor.execute("SET LOCAL enable_nestloop = off")
-    cursor.execute("SET LOCAL work_mem = '64MB'")
-    cursor.execute(sql.SQL(_MARK_DELETED).format(table=table), {"started": state.run_started_at, "run": run.run_key})
+    # The keys seen go into a temporary table with fresh statistics, so that the planner knows how many there are
+    # and picks a hash anti-join by its own (realistic) costs: an estimate of a few unnested keys could make it
+    # compare every row with every key in a nested loop. No planner setting distorts the costs.
+    cursor.execute(_SEEN_KEYS, {"run": run.run_key})
+    cursor.execute("ANALYZE pg_temp._nango_seen")
+    cursor.execute("SET LOCAL work_mem = '64MB'")  # the hash of every key seen stays in memory
+    cursor.execute(sql.SQL(_MARK_DELETED).format(table=table), {"started": state.run_started_at})
     return cursor.rowcount
 
 

@@ -32,8 +32,10 @@ WITH written AS (
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
 _SKIP_UNCHANGED: Final = """
--- Unchanged rows are skipped here, by one index lookup each (a scalar subquery, so never a scan of the table):
--- ON CONFLICT would lock, and so dirty, every one of them. Only worth it when the table held rows at the start.
+-- Unchanged rows are skipped here, by one index lookup each: a correlated scalar subquery is never turned into a
+-- join, so whatever the table's statistics say it cannot become a scan of the table per page, and its costs stay
+-- realistic (no planner setting). ON CONFLICT would lock, and so dirty, every unchanged row it meets.
+-- Only worth it when the table held rows at the start.
 WHERE (
     SELECT c._nango_hash FROM {table} AS c WHERE c._nango_unique_key = p.k AND c._nango_deleted_at IS NULL
 ) IS DISTINCT FROM p.h"""
@@ -52,10 +54,6 @@ def upsert_page(
         copy.write(prepared.copy_text)
     seen = sql.SQL(_SEEN if state.track_seen else "")
     skip = sql.SQL(_SKIP_UNCHANGED if state.track_seen else "").format(table=table)
-    if state.track_seen:
-        # The skip of unchanged rows must be an index lookup per row whatever the table's statistics say
-        # (they are stale while a sync fills the table); only the page's own stage is scanned here.
-        cursor.execute("SET LOCAL enable_seqscan = off")
     cursor.execute(sql.SQL(_UPSERT).format(table=table, seen=seen, skip_unchanged=skip), {"run": run.run_key})
     added, updated = cursor.fetchone() or (0, 0)
     if state.track_seen:
