@@ -144,6 +144,9 @@ def test_no_statement_of_a_sync_is_jit_compiled_or_slow_to_plan(
     counts, initial = statements_sent_by(stock_db, lambda: run(stock_db, api, "initial", options))
     assert counts["added"] == RECORDS and counts["pages"] == PAGES
     assert_cheap_to_plan(initial)
+    # New rows of an initial sync go straight into the table by COPY: no stage, no INSERT .. ON CONFLICT.
+    assert [s.calls for s in initial if s.query.startswith('COPY "nango"."items"')] == [PAGES]
+    assert not [s for s in initial if "ON CONFLICT (_nango_unique_key)" in s.query]
 
     counts, unchanged = statements_sent_by(stock_db, lambda: run(stock_db, api, "unchanged", options))
     assert counts["unchanged"] == RECORDS and counts["added"] == counts["updated"] == 0

@@ -148,6 +148,23 @@ def test_a_nul_character_is_refused_clearly_and_nothing_of_the_page_is_written(d
     assert rows(db) == {}
 
 
+def test_a_run_into_a_table_of_only_deleted_rows_brings_them_back_as_updates(db: str, api: FixtureServer) -> None:
+    # With no live row at the start a run writes new rows by COPY straight into the table; a key stored before
+    # (here soft-deleted) makes it fall back to the upsert for that page, which revives the row.
+    serve(api, items(6))
+    sync(db, "items", items_sync(api.url), run_id="run-1")
+    serve(api, [])
+    assert sync(db, "items", items_sync(api.url), run_id="run-2")["deleted"] == 6
+    before = rows(db)
+    serve(api, items(7, **{"2": {"name": "renamed"}}))
+    counts = sync(db, "items", items_sync(api.url), run_id="run-3")
+    assert counts == {"pages": 3, "fetched": 7, "added": 1, "updated": 6, "unchanged": 0, "deleted": 0}
+    after = rows(db)
+    assert all(row["deleted_at"] is None for row in after.values())
+    assert after["2"]["data"] == {"id": 2, "name": "renamed"}
+    assert after["1"]["first_seen_at"] == before["1"]["first_seen_at"]
+
+
 def test_max_total_stops_early_and_marks_nothing_deleted(db: str, api: FixtureServer) -> None:
     serve(api, items(10))
     sync(db, "items", items_sync(api.url), run_id="run-1")

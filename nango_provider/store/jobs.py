@@ -52,6 +52,8 @@ class RunState:
     ``checkpoint`` is the engine's opaque description of the next request (JSON), ``None`` after the last page.
     An incremental run asks only for records changed ``since`` the mark of the last complete run; ``high_mark``
     is the highest value of the mark's record field seen so far in this run.
+    ``copy_new_rows``: while the run finds none of its keys stored (the table had no live rows at the start),
+    pages go straight into the table by COPY; the first page with a stored key switches the run to the upsert.
     """
 
     job_id: int
@@ -65,6 +67,7 @@ class RunState:
     incremental: bool = False
     since: Any = None
     high_mark: Any = None
+    copy_new_rows: bool = True
 
 
 def open_job(cursor: psycopg.Cursor[Any], run: RunIdentity, table: str, state: RunState) -> int:

@@ -1,7 +1,9 @@
 """Page writes: a page's COPY rows go into a temporary stage, then into the sync's table in one statement.
 
 With a unique key: one set-based upsert that skips unchanged rows and counts inserts and updates with
-``RETURNING``. Without one: the rows are kept in ``nango._nango_snapshot`` until the run replaces the table.
+``RETURNING``; or, while a run only meets new keys (an initial sync), a COPY straight into the table, which is
+the least work Postgres can do for new rows. Without a unique key: the rows are kept in ``nango._nango_snapshot``
+until the run replaces the table.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 import psycopg
-from psycopg import sql
+from psycopg import errors, sql
 
 from nango_provider.store.jobs import RunIdentity, RunState
 from nango_provider.store.records import PreparedPage
@@ -44,6 +46,24 @@ seen AS (
     INSERT INTO nango._nango_seen_keys (run_key, keys)
     SELECT %(run)s, array_agg(k) FROM pg_temp._nango_page HAVING count(*) > 0
 )"""
+
+
+_COPY_TO_TABLE: Final = "COPY {table} (_nango_unique_key, _nango_data, _nango_hash) FROM STDIN"
+
+
+def copy_new_page(cursor: psycopg.Cursor[Any], table: sql.Composable, prepared: PreparedPage) -> bool:
+    """COPY a page's rows straight into the table, all of them new; False, with nothing written, if a key is stored.
+
+    The page's keys are distinct (``prepare_keyed``), so the primary key refuses the COPY only for a key stored
+    before (an earlier page of the run, or a soft-deleted row): the savepoint undoes the attempt and the caller
+    upserts the page instead. The timestamps take their defaults, ``now()``, as the upsert sets them.
+    """
+    try:
+        with cursor.connection.transaction(), cursor.copy(sql.SQL(_COPY_TO_TABLE).format(table=table)) as copy:
+            copy.write(prepared.copy_text)
+    except errors.UniqueViolation:
+        return False
+    return True
 
 
 def upsert_page(

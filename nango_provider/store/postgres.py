@@ -74,7 +74,7 @@ class PostgresStore:
             raise StoreError(f"sync {self.definition.name!r}: cannot connect to Postgres: {error}") from error
         self._conn.autocommit = True
         try:
-            self._no_jit()
+            self._configure()
             yield self
         finally:
             self._disconnect()
@@ -100,15 +100,21 @@ class PostgresStore:
             _cancel(conn)  # a statement cut off by an interrupt would go on running, holding the table's lock
         conn.close()
 
-    def _no_jit(self) -> None:
-        """Switch JIT compilation off for this connection, which the store owns for the whole run.
+    def _configure(self) -> None:
+        """Settings of this connection, which the store owns for the whole run.
 
-        A sync's statements are small and run once per page: compiling them (which a server does for any plan
-        whose estimated cost passes ``jit_above_cost``, as a large stage or table can make it) costs 100 ms or
-        more each time, many times what they take to run.
+        JIT compilation off: a sync's statements are small and run once per page; compiling them (which a server
+        does for any plan whose estimated cost passes ``jit_above_cost``, as a large page or table can make it)
+        costs 100 ms or more each time, many times what they take to run.
+
+        Pages commit without waiting for the disk (``synchronous_commit = off``): a page's rows, counts and
+        checkpoint are one transaction, so a server crash can only lose the last few pages together with their
+        checkpoints, and the retry resumes after the last page that survived. The end of the run
+        (:meth:`finish`) commits synchronously, which also makes every page before it durable.
         """
         with self._transaction("configuring the connection") as cursor:
             cursor.execute("SET jit = off")
+            cursor.execute("SET synchronous_commit = off")
 
     @property
     def conn(self) -> psycopg.Connection[Any]:
@@ -207,7 +213,7 @@ class PostgresStore:
         page_counts = {"pages": 1, "fetched": prepared.fetched, "added": 0, "updated": 0, "unchanged": 0}
         with self._transaction(f"writing page {page}") as cursor:
             if self._unique_key is not None:
-                added, updated = pages.upsert_page(cursor, self.table, prepared, run, state)
+                added, updated = self._write_keyed(cursor, prepared, run, state)
                 page_counts.update(added=added, updated=updated, unchanged=prepared.rows - added - updated)
             else:
                 pages.stage_snapshot_page(cursor, prepared, run)
@@ -219,12 +225,24 @@ class PostgresStore:
             checkpoints.save_checkpoint(cursor, run, self.table_text, state)
         return page_counts
 
+    def _write_keyed(
+        self, cursor: psycopg.Cursor[Any], prepared: PreparedPage, run: RunIdentity, state: RunState
+    ) -> tuple[int, int]:
+        """(added, updated): by COPY while the run has met no stored key, else by the upsert."""
+        if state.copy_new_rows and not state.track_seen:
+            if pages.copy_new_page(cursor, self.table, prepared):
+                return prepared.rows, 0
+            state.copy_new_rows = False  # a key of this page was stored already: upsert from here on
+        return pages.upsert_page(cursor, self.table, prepared, run, state)
+
     def finish(
         self, run: RunIdentity, state: RunState, *, complete: bool, warnings: list[str] | None = None
     ) -> dict[str, int]:
         """End the run: soft-delete or replace (only when ``complete`` and not incremental), move the incremental
         mark (only when ``complete``), mark the job done with its ``warnings``, drop the checkpoint."""
         with self._transaction("finishing the run") as cursor:
+            # The end of the run waits for the disk, and with it every page committed before (see _configure).
+            cursor.execute("SET LOCAL synchronous_commit = on")
             if self._unique_key is None:
                 deletions.apply_snapshot(cursor, self.table, run, state, complete=complete)
             elif complete and not state.incremental:
