@@ -21,7 +21,7 @@ _UPSERT: Final = """
 WITH written AS (
     INSERT INTO {table} AS t (_nango_unique_key, _nango_data, _nango_hash,
                               _nango_first_seen_at, _nango_updated_at, _nango_last_seen_at)
-    SELECT k, d, h, now(), now(), now() FROM pg_temp._nango_page AS p{skip_unchanged}
+    SELECT k, d::jsonb, h, now(), now(), now() FROM pg_temp._nango_page AS p{skip_unchanged}
     ON CONFLICT (_nango_unique_key) DO UPDATE SET
         _nango_data = EXCLUDED._nango_data,
         _nango_hash = EXCLUDED._nango_hash,
@@ -87,6 +87,6 @@ def stage_snapshot_page(cursor: psycopg.Cursor[Any], prepared: PreparedPage, run
         copy.write(prepared.copy_text)
     cursor.execute(
         """INSERT INTO nango._nango_snapshot (run_key, position, data, hash)
-           SELECT %s, k::bigint, d, h FROM pg_temp._nango_page""",
+           SELECT %s, k::bigint, d::jsonb, h FROM pg_temp._nango_page""",
         (run.run_key,),
     )
