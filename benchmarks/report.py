@@ -199,6 +199,10 @@ def _throughput(server: ServerResults, repeat: int) -> list[str]:
             if runs.error:
                 lines.append(f"- {size.records:,} records: {label} could not be run: `{_last_line(runs.error)}`")
                 lines.extend(["", "  ```text", *(f"  {line}" for line in runs.error.splitlines()), "  ```"])
+    for label, runs in (("dlt with its defaults", sizes[-1].dlt), ("dlt tuned", sizes[-1].dlt_tuned)):
+        if runs.results and runs.results[0].get("tables"):
+            tables = ", ".join(f"`{name}` ({columns} columns)" for name, columns in runs.results[0]["tables"].items())
+            lines.append(f"- Tables {label} wrote (besides its `_dlt_*` bookkeeping): {tables}.")
     rewrites = [run for size in sizes for run in size.rewritten]
     written = [run["tuples_written"] for run in rewrites]
     changed = sum(run["xmin_changed"] for run in rewrites)
@@ -281,7 +285,7 @@ def _memory(server: ServerResults) -> list[str]:
 
 
 def _parsing(parse: ParseResults, repeat: int) -> list[str]:
-    header = ["DAG file", "DAGs", "time (median)", f"each run ({repeat})", "peak RSS"]
+    header = ["DAG file", "DAGs", "time (median)", f"each run ({repeat})", "CPU time (median)", "peak RSS"]
     entries = [
         ("nango-provider, 1,000 sync files (`load_sync_dags(folder)`)", parse.ours),
         ("dag-factory 1.1.0, 1,000 files (`load_yaml_dags(...)`)", parse.dagfactory),
@@ -296,6 +300,7 @@ def _parsing(parse: ParseResults, repeat: int) -> list[str]:
             f"{runs.results[0]['dags']:,}",
             f"{parse.net(runs) * 1000:,.0f} ms",
             " / ".join(f"{(value - sdk) * 1000:,.0f}" for value in runs.values()) + " ms",
+            f"{(runs.median('cpu_seconds') - parse.sdk.median('cpu_seconds')) * 1000:,.0f} ms",
             _mb(runs.median("rss_mb")),
         ]
         for label, runs in entries
@@ -306,7 +311,8 @@ def _parsing(parse: ParseResults, repeat: int) -> list[str]:
         "Each figure is a fresh process running the whole DAG file (`runpy.run_path`), imports included, minus "
         f"the median of a bare `import airflow.sdk` in a fresh process ({sdk * 1000:,.0f} ms: "
         + " / ".join(f"{value * 1000:,.0f}" for value in parse.sdk.values())
-        + " ms).",
+        + " ms). CPU time is the process's own, measured the same way: it moves less than the wall time when "
+        "other work shares the cores.",
         "",
         *_table(header, rows),
         "",
