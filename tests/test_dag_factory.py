@@ -66,7 +66,7 @@ def test_default_frequency_is_hourly_and_dag_settings(tmp_path: Path) -> None:
     task = dag.get_task("sync")
     assert isinstance(task, NangoSyncOperator)
     assert task.retries == 3 and task.retry_exponential_backoff
-    assert [outlet.uri for outlet in task.outlets] == ["nango://postgres_default/nango/pokemon"]
+    assert [outlet.uri for outlet in task.outlets] == ["x-nango://postgres_default/nango/pokemon"]
     assert task.outlets[0] == sync_asset("nango.pokemon")
 
 
@@ -80,6 +80,10 @@ def test_params_are_validated_by_the_form_and_documented(tmp_path: Path) -> None
     assert all(dag.params.get_param(name).description for name in params)
     with pytest.raises(ValueError):
         dag.params.get_param("max_total").resolve("many")
+    with pytest.raises(ValueError):
+        dag.params.get_param("max_total").resolve(0)  # minimum 1
+    # Draft 7, whose meta-schema is cheap to check: Airflow checks each schema again for every DAG it builds.
+    assert {s["$schema"] for s in schema.values()} == {"http://json-schema.org/draft-07/schema#"}
 
 
 def test_doc_md_shows_the_definition_with_secrets_redacted(tmp_path: Path) -> None:
@@ -225,3 +229,27 @@ def test_each_definition_is_validated_once_when_the_dags_are_built(
     dags = load_sync_dags(tmp_path, registry=False)
     assert sorted(validated) == ["sync_0", "sync_1", "sync_2"]
     assert dags["nango_sync_sync_1"].get_task("sync").url == "https://api.example.com/1"
+
+
+def test_the_doc_shows_the_definition_as_yaml_that_reads_back_the_same(tmp_path: Path) -> None:
+    write(
+        tmp_path,
+        "crm.yaml",
+        """
+syncs:
+  crm:
+    url: https://api.example.com/contacts?limit=5
+    headers: {Accept: application/json, X-Note: "a: b #c", X-Flag: "yes"}
+    query_params: {"on": "123", empty: ""}
+    frequency: "*/15 * * * *"
+    max_total: 70
+""",
+    )
+    import yaml
+
+    dag = load_sync_dags(tmp_path)["nango_sync_crm"]
+    block = dag.doc_md.split("```yaml\n", 1)[1].split("```", 1)[0]
+    shown = yaml.safe_load(block)["crm"]
+    assert shown["headers"] == {"Accept": "application/json", "X-Note": "a: b #c", "X-Flag": "yes"}
+    assert shown["query_params"] == {"on": "123", "empty": ""}
+    assert shown["frequency"] == "*/15 * * * *" and shown["max_total"] == 70
