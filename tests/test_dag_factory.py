@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from nango_provider import definition as definition_module
 from nango_provider.dag_factory import (
@@ -109,7 +110,8 @@ syncs:
 def test_doc_md_shows_the_frequency_as_written(tmp_path: Path) -> None:
     write(tmp_path, "pokemon.yaml", POKEMON.format(frequency="30m"))
     dag = load_sync_dags(tmp_path)["nango_sync_pokemon"]
-    assert "frequency: 30m" in dag.doc_md and "0:30:00" not in dag.doc_md
+    block = dag.doc_md.split("```yaml\n", 1)[1].split("```", 1)[0]
+    assert yaml.safe_load(block)["pokemon"]["frequency"] == "30m" and "0:30:00" not in dag.doc_md
     assert dag.schedule == timedelta(minutes=30)
 
 

@@ -179,7 +179,8 @@ def test_a_fresh_airflow_is_healthy_and_loads_the_plugin_once(live_airflow: Airf
     errors = client.get(f"{live_airflow.url}/api/v2/plugins/importErrors", timeout=30).json()
     assert errors == {"import_errors": [], "total_entries": 0}
     plugins = client.get(f"{live_airflow.url}/api/v2/plugins", timeout=30).json()["plugins"]
-    assert [plugin["name"] for plugin in plugins] == ["nango"]
+    # other installed plugins (dag-factory's, once `make bench` has installed it) may be listed too
+    assert [plugin["name"] for plugin in plugins].count("nango") == 1
 
 
 def test_trigger_conf_is_checked_by_the_dag_params(api: Api, pokedex: str) -> None:
