@@ -33,7 +33,19 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint postgres-server
+# The Celery test (marker `celery`) runs Debian's redis-server: installed here when missing (apt-get needs root).
+# Without root, install it yourself or deselect the test: $(BIN)/pytest -m "not ui and not celery".
+REDIS_SERVER := /usr/bin/redis-server
+
+$(REDIS_SERVER):
+	@if [ "$$(id -u)" -ne 0 ]; then \
+		echo "redis-server is missing: apt-get install -y redis-server as root, or run $(BIN)/pytest -m 'not ui and not celery'" >&2; \
+		exit 1; \
+	fi
+	apt-get update
+	DEBIAN_FRONTEND=noninteractive apt-get install -y redis-server
+
+test: lint postgres-server $(REDIS_SERVER)
 	$(BIN)/pytest -m "not ui"
 
 # The browser test: a real Airflow driven through its web UI by headless Chromium (/usr/bin/chromium,
@@ -47,8 +59,9 @@ unit: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m devtools.demo
 
+# AIRFLOW_ARGS="--executor celery --workers 2" runs the tasks on Celery workers (needs redis-server).
 airflow: $(STAMP)
-	$(BIN)/python -m devtools.airflow_server
+	$(BIN)/python -m devtools.airflow_server $(AIRFLOW_ARGS)
 
 bench: $(STAMP) postgres-server
 	$(BIN)/pip install --quiet -r benchmarks/requirements.txt

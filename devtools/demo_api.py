@@ -53,6 +53,7 @@ import logging
 import random
 import re
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -339,6 +340,11 @@ class _DemoServer(ThreadingHTTPServer):
         if ":" in address[0]:
             self.address_family = socket.AF_INET6
         super().__init__(address, _Handler)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away (a killed task) is not an error of the server; anything else is printed."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
     def server_bind(self) -> None:
         """Bind without the reverse DNS lookup of ``HTTPServer.server_bind``."""
