@@ -92,9 +92,10 @@ def slow_api() -> Iterator[DemoApi]:
 
 @pytest.fixture(scope="module")
 def dags_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The only folder the workers share: the project's DAG file and a YAML file of 20 syncs."""
+    """The only folder the workers share: the project's DAG files and a YAML file of 20 syncs."""
     folder = tmp_path_factory.mktemp("dags")
-    shutil.copy(EXAMPLES / "nango_syncs.py", folder)
+    for dag_file in ("nango_syncs.py", "nango_sync_errors.py"):
+        shutil.copy(EXAMPLES / dag_file, folder)
     (folder / "syncs").mkdir()
     (folder / "syncs" / "celery.yaml").write_text(yaml.safe_dump({"syncs": all_syncs()}))
     return folder
