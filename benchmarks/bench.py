@@ -7,8 +7,12 @@ as users run it; then the embedded one), and every measurement in a fresh child 
 goals; writes nothing into the repository unless ``--write-doc`` is given, which rewrites the results
 section of docs/performance.md. Everything it starts, it stops.
 
+A separate section, the scale run (``benchmarks.scale``), runs 200 syncs through a real Airflow scheduler and
+parses the DAG file with 1,000 and 5,000 syncs; ``--only scale`` runs it alone, ``--skip-scale`` leaves it out.
+
 Run: ``make bench`` or ``python -m benchmarks.bench [--repeat 3] [--sizes 40000 200000] [--servers stock embedded]
-[--latency-ms 20] [--skip-latency] [--skip-incremental] [--skip-parsing] [--write-doc]``.
+[--latency-ms 20] [--skip-latency] [--skip-incremental] [--skip-parsing] [--skip-scale] [--only scale]
+[--write-doc]``.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 import psycopg
 
-from benchmarks import parsing, report
+from benchmarks import parsing, report, scale
 from benchmarks.cpu import postmaster_pid, process_cpu, process_tree_cpu
 from benchmarks.services import ChildError, DemoApiProcess, child_environment, run_child
 from devtools.embedded_postgres import EmbeddedPostgres
@@ -360,6 +364,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=LATENCY_RECORDS,
         help="records of the latency runs (default: %(default)s)",
     )
+    parser.add_argument("--skip-scale", action="store_true", help="do not run the scale run (200 syncs, 5,000 DAGs)")
+    parser.add_argument("--only", choices=["scale"], help="run only this section")
     return parser.parse_args(argv)
 
 
@@ -409,9 +415,35 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def run_scale(args: argparse.Namespace) -> int:
+    """The scale section: 200 syncs through the scheduler, then the DAG file's parse time; 1 if a goal failed."""
+    load_at_start = report.load_average()
+    workdir = Path(tempfile.mkdtemp(prefix="nango-bench-scale-"))
+    try:
+        results = scale.measure_runs(workdir, log)
+        log("scale: parsing the DAG file with " + " and ".join(f"{n:,}" for n in scale.PARSE_COUNTS) + " syncs")
+        with EmbeddedPostgres() as postgres:  # the registry the DAG file reads
+            env = child_environment(workdir / "airflow")
+            scale.measure_parse(results, workdir, env, postgres.uri, args.repeat)
+    except (ChildError, AssertionError, TimeoutError) as error:
+        log(f"the scale run failed, no results:\n{error}")
+        return 1
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    results.load = f"{load_at_start} at the start, {report.load_average()} at the end"
+    text = scale.render(results)
+    print(text)
+    if args.write_doc:
+        scale.write_doc(text)
+        log(f"rewrote the scale section of {scale.DOC}")
+    return 0 if scale.goals_met(results) else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run everything, print the results and the goals; with ``--write-doc`` update docs/performance.md."""
     args = parse_args(argv)
+    if args.only == "scale":
+        return run_scale(args)
     started, load_at_start = time.monotonic(), report.load_average()
     workdir = Path(tempfile.mkdtemp(prefix="nango-bench-"))
     machine = report.machine_info()
@@ -434,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.write_doc:
         report.write_doc(text)
         log(f"rewrote the results section of {report.DOC}")
-    return 0
+    return 0 if args.skip_scale else run_scale(args)
 
 
 if __name__ == "__main__":

@@ -53,3 +53,28 @@ def postmaster_pid(data_dir: Path) -> int | None:
         return int((data_dir / "postmaster.pid").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return None
+
+
+def descendant_tree_cpu(root: int) -> float:
+    """CPU seconds used so far by ``root`` and every descendant, live or exited (Linux; 0.0 elsewhere).
+
+    Each process's own time plus that of its children that have exited and been waited for: summed over the
+    live tree, every process that ever ran under ``root`` is counted once (if its parent waited for it).
+    """
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                parent, own, dead_children = proc_stat(int(entry.name))
+            except (OSError, ValueError):
+                continue  # exited meanwhile
+            parents[int(entry.name)] = parent
+            times[int(entry.name)] = own + dead_children
+    if root not in times:
+        return 0.0
+    tree, frontier = {root}, [root]
+    while frontier:
+        frontier = [pid for pid, parent in parents.items() if parent in frontier and pid not in tree]
+        tree.update(frontier)
+    return sum(times[pid] for pid in tree)

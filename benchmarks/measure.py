@@ -352,6 +352,29 @@ class _ProblemLog(logging.Handler):
         self.messages.append(record.getMessage())
 
 
+def measure_parse_dag_file(params: Params) -> Result:
+    """After ``import airflow``: Airflow's ``BundleDagBag`` over one DAG file, as the DAG processor loads it.
+
+    ``seconds`` is the file's load duration that Airflow records (``dagbag_stats``: importing the file, which
+    ``dagbag_import_timeout`` bounds, and checking every DAG it made); ``wall_seconds`` the whole construction;
+    ``cpu_seconds`` this process's CPU time meanwhile (what the file costs on an idle core).
+    """
+    import airflow  # noqa: F401  # not timed: the DAG processor's parsing process has it imported
+    from airflow.dag_processing.dagbag import BundleDagBag
+
+    dag_file = Path(params["dag_file"])
+    started, cpu_started = time.perf_counter(), time.process_time()
+    bag = BundleDagBag(
+        dag_folder=str(dag_file), bundle_path=dag_file.parent, bundle_name="dags-folder", load_op_links=False
+    )
+    ended, cpu_seconds = time.perf_counter(), time.process_time() - cpu_started
+    _expect(not bag.import_errors, f"import errors: {bag.import_errors}")
+    _expect(len(bag.dag_ids) == params["expect"], f"loaded {len(bag.dag_ids)} DAGs, expected {params['expect']}")
+    stat = bag.dagbag_stats[0]
+    duration = stat.duration.total_seconds()
+    return {"seconds": duration, "wall_seconds": ended - started, "cpu_seconds": cpu_seconds, "dags": stat.dag_num}
+
+
 MEASUREMENTS: dict[str, Callable[[Params], Result]] = {
     "import_sdk": measure_import_sdk,
     "parse_file": measure_parse_file,
@@ -361,6 +384,7 @@ MEASUREMENTS: dict[str, Callable[[Params], Result]] = {
     "latency_sync": measure_latency_sync,
     "incremental_sync": measure_incremental_sync,
     "dlt": measure_dlt,
+    "parse_dag_file": measure_parse_dag_file,
 }
 
 
