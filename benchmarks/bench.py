@@ -421,6 +421,7 @@ def run_scale(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="nango-bench-scale-"))
     try:
         results = scale.measure_runs(workdir, log)
+        log(f"scale: runs measured: {scale.to_json(results)}")
         log("scale: parsing the DAG file with " + " and ".join(f"{n:,}" for n in scale.PARSE_COUNTS) + " syncs")
         with EmbeddedPostgres() as postgres:  # the registry the DAG file reads
             env = child_environment(workdir / "airflow")

@@ -247,7 +247,12 @@ def measure_parse(results: ScaleResults, workdir: Path, env: dict[str, str], uri
         shutil.copy(EXAMPLES / "nango_syncs.py", dags)
         parsing.write_ours(dags / "syncs", count)
         params = {"dag_file": str(dags / "nango_syncs.py"), "expect": count}
-        extra = {"NANGO_SYNCS_PATH": str(dags / "syncs"), "AIRFLOW_CONN_POSTGRES_DEFAULT": uri}
+        extra = {
+            "NANGO_SYNCS_PATH": str(dags / "syncs"),
+            "AIRFLOW_CONN_POSTGRES_DEFAULT": uri,
+            # measured against the default, not cut off by it: a busy machine can take longer than 30 s
+            "AIRFLOW__CORE__DAGBAG_IMPORT_TIMEOUT": "600",
+        }
         results.parse[count] = [run_child("parse_dag_file", params, env, extra_env=extra) for _ in range(repeat)]
         shutil.rmtree(dags, ignore_errors=True)
 
@@ -292,6 +297,9 @@ def render(results: ScaleResults) -> str:
         wall = " / ".join(f"{run['seconds']:.2f}" for run in runs)
         cpu = " / ".join(f"{run['cpu_seconds']:.2f}" for run in runs)
         verdict = "**PASS**" if results.parse_median(count) < PARSE_GOAL_SECONDS else "**FAIL**"
+        timed_out = sum(run["seconds"] >= IMPORT_TIMEOUT_SECONDS for run in runs)
+        if timed_out:
+            wall += f"; {timed_out} over the default 30 s timeout, which would have failed the file"
         lines.append(
             f"| {count:,} | {results.parse_wall_median(count):.2f} s ({wall}) | "
             f"{results.parse_median(count):.2f} s ({cpu}) | {max(run['rss_mb'] for run in runs):.0f} MB | {verdict} |"
