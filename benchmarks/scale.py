@@ -29,7 +29,7 @@ import psycopg
 import yaml
 
 from benchmarks import parsing
-from benchmarks.cpu import descendant_tree_cpu, process_cpu
+from benchmarks.cpu import descendant_tree_cpu, proc_stat, process_cpu
 from benchmarks.services import run_child
 from devtools.airflow_server import AirflowServer, airflow_server, wait_for
 from devtools.environment import EXAMPLES
@@ -93,9 +93,11 @@ def scale_syncs() -> dict[str, dict[str, Any]]:
 
 
 class TaskMemory:
-    """Samples the peak RSS (``VmHWM``) of every task process (``airflow worker -- <task instance id>``)."""
+    """Samples the peak RSS (``VmHWM``) of every task process (``airflow worker -- <task instance id>``) that
+    descends from ``root`` (the scheduler: other Airflows on the machine are not counted)."""
 
-    def __init__(self) -> None:
+    def __init__(self, root: int) -> None:
+        self.root = root
         self.peaks_kb: dict[bytes, int] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="task-memory", daemon=True)
@@ -119,7 +121,7 @@ class TaskMemory:
                 continue
             try:
                 title = _TASK_TITLE.match((entry / "cmdline").read_bytes())
-                if title is None:
+                if title is None or not _descends_from(int(entry.name), self.root):
                     continue
                 status = (entry / "status").read_text()
             except OSError:
@@ -132,6 +134,17 @@ class TaskMemory:
     def peaks_mb(self) -> list[float]:
         """Each sampled task's peak RSS in MiB."""
         return [kb / 1024 for kb in self.peaks_kb.values()]
+
+
+def _descends_from(pid: int, root: int, depth: int = 6) -> bool:
+    """Whether ``root`` is among the first ``depth`` ancestors of ``pid``."""
+    for _ in range(depth):
+        pid = proc_stat(pid)[0]
+        if pid == root:
+            return True
+        if pid <= 1:
+            return False
+    return False
 
 
 def write_dags_folder(folder: Path) -> None:
@@ -199,6 +212,12 @@ def measure_runs(workdir: Path, log: Callable[[str], None], timeout: float = 180
         "NANGO_SYNCS_PATH": str(dags / "syncs"),
         "AIRFLOW__CORE__PARALLELISM": str(PARALLELISM),
         "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        # Airflow's defaults, not the quick re-parsing that the live tests use
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "30",
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "300",
+        "AIRFLOW__DAG_PROCESSOR__STALE_DAG_THRESHOLD": "50",
+        "AIRFLOW__SCHEDULER__PARSING_CLEANUP_INTERVAL": "60",
+        "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_SEC": "0",
     }
     log(f"scale: starting Airflow (LocalExecutor, parallelism {PARALLELISM}) with {SYNCS} syncs")
     with airflow_server(api_records=RECORDS, extra_env=settings) as server:
@@ -207,7 +226,7 @@ def measure_runs(workdir: Path, log: Callable[[str], None], timeout: float = 180
         results = ScaleResults()
         scheduler, processor = server.processes["scheduler"].pid, server.processes["dag-processor"].pid
         cpu_before = (process_cpu(scheduler), descendant_tree_cpu(scheduler), descendant_tree_cpu(processor))
-        with TaskMemory() as memory:
+        with TaskMemory(scheduler) as memory:
             unpaused_at = time.time()
             response = server.client().patch(
                 f"{server.url}/api/v2/dags",
