@@ -335,12 +335,6 @@ def write_doc(text: str, doc: Path = DOC) -> None:
     doc.write_text(f"{content[: start + len(START_MARKER)]}\n{text}{content[end:]}", encoding="utf-8")
 
 
-def goals_met(results: ScaleResults) -> bool:
-    """Every sync completed and every parse time is under the goal."""
-    parse_ok = all(results.parse_median(count) < PARSE_GOAL_SECONDS for count in results.parse)
-    return results.succeeded == results.syncs and parse_ok
-
-
 def to_json(results: ScaleResults) -> str:
     """The raw figures, for the log."""
     return json.dumps(results.__dict__, default=str)
