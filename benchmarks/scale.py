@@ -154,6 +154,7 @@ def write_dags_folder(folder: Path) -> None:
         shutil.copy(EXAMPLES / dag_file, folder)
     (folder / "syncs").mkdir()
     document = {"syncs": {name: fields | {"frequency": "@daily"} for name, fields in scale_syncs().items()}}
+    document = json.loads(json.dumps(document))  # no shared objects: sync files refuse YAML aliases
     (folder / "syncs" / "scale.yaml").write_text(yaml.safe_dump(document))
 
 

@@ -97,7 +97,8 @@ def dags_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     for dag_file in ("nango_syncs.py", "nango_sync_errors.py"):
         shutil.copy(EXAMPLES / dag_file, folder)
     (folder / "syncs").mkdir()
-    (folder / "syncs" / "celery.yaml").write_text(yaml.safe_dump({"syncs": all_syncs()}))
+    syncs = json.loads(json.dumps(all_syncs()))  # no shared objects: sync files refuse YAML aliases
+    (folder / "syncs" / "celery.yaml").write_text(yaml.safe_dump({"syncs": syncs}))
     return folder
 
 
