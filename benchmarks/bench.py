@@ -81,6 +81,9 @@ class SizeResults:
     dlt_tuned: Runs = field(default_factory=Runs)
     rewritten: list[dict[str, int]] = field(default_factory=list)
     rewritten_changed: list[int] = field(default_factory=list)
+    initial_auto: Runs = field(default_factory=Runs)
+    resync_auto: Runs = field(default_factory=Runs)
+    rewritten_auto: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -180,6 +183,7 @@ class Bench:
                 results.fetch.results.append(self.timed_child("fetch", base, api))
                 results.upsert.results.append(self.timed_child("upsert", base, api))
                 self._syncs(results, base, repetition, api)
+                self._auto_mapped_syncs(results, base, repetition, api)
                 self._dlt(results, results.dlt, base, f"dlt_{records}_{repetition}", api)
                 self._dlt(results, results.dlt_tuned, base | {"tuned": True}, f"dlt_tuned_{records}_{repetition}", api)
         return results
@@ -215,6 +219,27 @@ class Bench:
         end = table_state(self.uri, wait_for_job_updates=after["job_updates"] + result["counts"]["pages"] + 1)
         results.changed.results.append(result)
         results.rewritten_changed.append(end["tuples_written"] - after["tuples_written"])
+
+    def _auto_mapped_syncs(
+        self, results: SizeResults, base: dict[str, Any], repetition: int, api: DemoApiProcess
+    ) -> None:
+        """With ``auto_mapping: true`` (typed columns): an initial sync into an empty table, then a re-sync with
+        nothing changed, which must rewrite nothing."""
+        with psycopg.connect(self.uri, autocommit=True) as conn:
+            conn.execute(f"DROP TABLE IF EXISTS {SYNC_TABLE}")
+        params = base | {"auto_mapping": True}
+        run_id = f"bench_{base['records']}_{repetition}_auto"
+        start = table_state(self.uri, fingerprint=False)
+        initial = self.timed_child("sync", params | {"run_id": f"{run_id}_initial"}, api)
+        fetched = initial["counts"]["fetched"]
+        _check_counts("auto-mapped initial sync", initial["counts"], {"added": fetched, "updated": 0, "unchanged": 0})
+        results.initial_auto.results.append(initial)
+        before = table_state(self.uri, wait_for_job_updates=start["job_updates"] + initial["counts"]["pages"] + 1)
+        resync = self.timed_child("sync", params | {"run_id": f"{run_id}_resync"}, api)
+        _check_counts("auto-mapped re-sync", resync["counts"], {"added": 0, "updated": 0, "unchanged": fetched})
+        after = table_state(self.uri, wait_for_job_updates=before["job_updates"] + resync["counts"]["pages"] + 1)
+        results.resync_auto.results.append(resync)
+        results.rewritten_auto.append(after["tuples_written"] - before["tuples_written"])
 
     def _dlt(self, results: SizeResults, runs: Runs, params: dict[str, Any], dataset: str, api: DemoApiProcess) -> None:
         if runs.error is not None:

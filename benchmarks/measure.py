@@ -46,7 +46,8 @@ def _definition(params: Params) -> Any:
     from nango_provider.definition import SyncDefinition
 
     table = params.get("table", "bench.contacts")
-    return SyncDefinition.from_mapping(params.get("name", "bench_contacts"), contacts_fields(params["api_url"], table))
+    fields = contacts_fields(params["api_url"], table) | {"auto_mapping": bool(params.get("auto_mapping"))}
+    return SyncDefinition.from_mapping(params.get("name", "bench_contacts"), fields)
 
 
 def peak_rss_mb() -> float:

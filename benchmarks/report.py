@@ -164,6 +164,13 @@ def _entries(size: SizeResults) -> list[tuple[str, Runs, str, str]]:
         ("full sync `run_sync`, initial (empty table)", size.initial, "", "full sync, initial"),
         ("full sync `run_sync`, re-sync, nothing changed", size.resync, "", "full sync, re-sync, nothing changed"),
         ("full sync `run_sync`, re-sync, 1% changed", size.changed, "", "full sync, re-sync, 1% changed"),
+        ("full sync, `auto_mapping: true`, initial", size.initial_auto, "", "full sync, typed columns, initial"),
+        (
+            "full sync, `auto_mapping: true`, re-sync, nothing changed",
+            size.resync_auto,
+            "",
+            "full sync, typed columns, re-sync",
+        ),
         (DLT_DEFAULT, size.dlt, "", "dlt, defaults"),
         (DLT_TUNED, size.dlt_tuned, "", "dlt, tuned"),
     ]
@@ -214,6 +221,10 @@ def _throughput(server: ServerResults, repeat: int) -> list[str]:
         + "."
     )
     for size in sizes:
+        lines.append(
+            f"- {size.records:,} records, re-syncs with typed columns, nothing changed: rows written "
+            f"{size.rewritten_auto}."
+        )
         lines.append(
             f"- {size.records:,} records, re-syncs with 1% changed: rows written {size.rewritten_changed} "
             f"({round(size.records * 0.01):,} records changed upstream)."

@@ -32,6 +32,11 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 MAX_IDENTIFIER_LENGTH: Final = 63
 """Postgres truncates longer identifiers, so two longer names could land in one table."""
 METHODS: Final = ("GET", "POST", "PUT", "PATCH", "DELETE")
+DELETE_MODES: Final = ("soft", "hard", "keep")
+"""What a complete run does with stored records it no longer saw: mark them deleted, remove them, or nothing."""
+FIELD_ALIASES: Final = ("soft_delete",)
+"""Accepted as written by users of the original product: ``soft_delete: true`` is ``deletes: soft``, ``false`` is
+``deletes: keep``."""
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 """Methods whose cursor travels in the JSON body; every method may send a body, but GET and DELETE page by query."""
 DEFAULT_SCHEMA: Final = "nango"
@@ -116,6 +121,9 @@ class SyncDefinition:
     request_timeout: float = 60.0  # seconds to connect and to wait for each response
     max_pages: int = 100_000  # hard limit on pages in one run: an endless pagination fails here
     allow_short_frequency: bool = False  # allow schedules more frequent than once a minute (and ``@continuous``)
+    deletes: str = "soft"  # records a complete run no longer saw: soft (marked), hard (removed) or keep
+    metadata: Mapping[str, Any] = field(default_factory=dict)  # constant values stored with every row (templated)
+    auto_mapping: bool = False  # a typed column per scalar field (nested objects flattened with ``__``)
     frequency_text: str | None = field(default=None, compare=False)  # ``frequency`` as written (``30m``)
 
     @property
@@ -163,6 +171,7 @@ class SyncDefinition:
         shown["headers"] = redact_mapping(self.headers)
         shown["query_params"] = redact_mapping(self.query_params)
         shown["body"] = redact_json(self.body)
+        shown["metadata"] = redact_json(self.metadata)
         shown["frequency"] = self.frequency_as_written
         del shown["frequency_text"]
         if self.paging is not None:
@@ -253,6 +262,9 @@ class _Validator:
             request_timeout=self.positive_number(values, "request_timeout", maximum=MAX_REQUEST_TIMEOUT),
             max_pages=self.positive_int(values, "max_pages", maximum=MAX_PAGES_LIMIT),
             allow_short_frequency=self.allow_short_frequency(values),
+            deletes=self.deletes(given),
+            metadata=self.metadata(values.get("metadata")),
+            auto_mapping=self.flag(values, "auto_mapping"),
         )
         self.check_paging(definition)
         self.check_incremental(definition)
@@ -271,7 +283,7 @@ class _Validator:
     def check_values(self, fields: Mapping[str, Any]) -> None:
         """Every field, whatever its type: nesting, size, and only values that JSON and Postgres can carry."""
         for key, value in fields.items():
-            problem = _json_problem(value, strict=key == "body")
+            problem = _json_problem(value, strict=key in ("body", "metadata"))
             if problem is None and key in _FIELD_SIZES:
                 problem = _size_problem(value, _FIELD_SIZES[key])
             if problem is not None:
@@ -279,9 +291,11 @@ class _Validator:
 
     def refuse_unknown(self, fields: Mapping[str, Any]) -> None:
         for key in fields:
-            if key in FIELD_NAMES:
+            if key in FIELD_NAMES or key in FIELD_ALIASES:
                 continue
-            raise self.fail(str(key), f"unknown field; {_nearest_hint(str(key), FIELD_NAMES, 'fields')}")
+            near_alias = difflib.get_close_matches(str(key), FIELD_ALIASES, n=1, cutoff=0.6)
+            choices = FIELD_NAMES + FIELD_ALIASES if near_alias else FIELD_NAMES
+            raise self.fail(str(key), f"unknown field; {_nearest_hint(str(key), choices, 'fields')}")
 
     def method(self, value: Any) -> str:
         if not isinstance(value, str) or value.upper() not in METHODS:
@@ -457,6 +471,43 @@ class _Validator:
         if value > maximum:
             raise self.fail(field_name, f"expected a number of seconds <= {maximum:g}, got {value!r}")
         return float(value)
+
+    def deletes(self, values: Mapping[str, Any]) -> str:
+        value = values.get("deletes")
+        soft_delete = values.get("soft_delete")
+        if value is not None and soft_delete is not None:
+            raise self.fail(
+                "soft_delete",
+                "give either deletes (soft, hard or keep) or soft_delete (true or false), not both",
+            )
+        if soft_delete is not None:
+            if not isinstance(soft_delete, bool):
+                raise self.fail(
+                    "soft_delete", f"expected true (deletes: soft) or false (deletes: keep), got {soft_delete!r}"
+                )
+            return "soft" if soft_delete else "keep"
+        if value is None:
+            return str(default_of("deletes"))
+        if not isinstance(value, str) or value.lower() not in DELETE_MODES:
+            raise self.fail(
+                "deletes",
+                f"expected one of {', '.join(DELETE_MODES)} (soft: mark records gone upstream as deleted, "
+                f"hard: remove them, keep: leave them as they are), got {value!r}",
+            )
+        return value.lower()
+
+    def metadata(self, value: Any) -> dict[str, Any]:
+        mapping = self.mapping("metadata", value)
+        for key in mapping:
+            if not isinstance(key, str) or not key:
+                raise self.fail("metadata", f"expected names (non-empty strings) as keys, got {key!r}")
+        return dict(mapping)
+
+    def flag(self, values: Mapping[str, Any], field_name: str) -> bool:
+        value = values.get(field_name, False)
+        if not isinstance(value, bool):
+            raise self.fail(field_name, f"expected true or false, got {value!r}")
+        return value
 
     def check_paging(self, definition: SyncDefinition) -> None:
         if definition.paging is not None:

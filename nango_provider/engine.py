@@ -11,6 +11,8 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from nango_provider.definition import SyncDefinition
@@ -63,6 +65,33 @@ class Cancellation:
         self._interrupt = interrupt
 
 
+@dataclass(frozen=True)
+class RunOutcome:
+    """What a successful run did: its counts and its time window.
+
+    Every row the run added or updated has ``_nango_updated_at`` between ``started_at`` and ``ended_at`` (both
+    included), every row it marked deleted has ``_nango_deleted_at`` equal to ``ended_at``; a resumed run's window
+    starts at its first try (see :func:`nango_provider.changes.changed_rows`).
+    """
+
+    counts: dict[str, int]
+    started_at: datetime
+    ended_at: datetime
+    job_id: int
+
+    def event_extra(self, sync: str, table: str, deletes: str) -> dict[str, Any]:
+        """The run as JSON for the extra of the Asset event a downstream DAG is triggered by."""
+        return {
+            "sync": sync,
+            "table": table,
+            "job_id": self.job_id,
+            "started_at": self.started_at.isoformat(),
+            "ended_at": self.ended_at.isoformat(),
+            "deletes": deletes,
+            "counts": dict(self.counts),
+        }
+
+
 def run_sync(
     hook: NangoHook,
     store: PostgresStore,
@@ -73,6 +102,21 @@ def run_sync(
     log: Callable[[str], None] = print,
     cancellation: Cancellation | None = None,
 ) -> dict[str, int]:
+    """One run of a sync (see :func:`execute_sync`); its counts."""
+    outcome = execute_sync(hook, store, definition, run, full_refresh=full_refresh, log=log, cancellation=cancellation)
+    return outcome.counts
+
+
+def execute_sync(
+    hook: NangoHook,
+    store: PostgresStore,
+    definition: SyncDefinition,
+    run: RunIdentity,
+    *,
+    full_refresh: bool = False,
+    log: Callable[[str], None] = print,
+    cancellation: Cancellation | None = None,
+) -> RunOutcome:
     """One run of a sync: claim and lock the table, resume or start, write every page, finish; record a failure
     (or a cancellation: :class:`SyncCancelled` is raised then)."""
     cancellation = cancellation or Cancellation()
@@ -92,7 +136,7 @@ def run_sync(
                 hook, store, definition, run, state=state, log=log, check=cancellation.check, warnings=warnings
             )
             cancellation.check()
-            counts = store.finish(run, state, complete=complete, warnings=warnings)
+            counts, ended_at = store.finish(run, state, complete=complete, warnings=warnings)
         except BaseException as error:
             cancellation.interrupt_with(None)
             _record_stop(store, state, run, error, cancellation=cancellation, secrets=secrets)
@@ -105,7 +149,7 @@ def run_sync(
         f"sync {definition.name!r} into {store.table_text}: "
         + ", ".join(f"{name} {value}" for name, value in counts.items())
     )
-    return counts
+    return RunOutcome(counts, state.run_started_at, ended_at, state.job_id)
 
 
 def _write_pages(

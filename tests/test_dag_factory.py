@@ -255,3 +255,20 @@ syncs:
     assert shown["headers"] == {"Accept": "application/json", "X-Note": "a: b #c", "X-Flag": "yes"}
     assert shown["query_params"] == {"on": "123", "empty": ""}
     assert shown["frequency"] == "*/15 * * * *" and shown["max_total"] == 70
+
+
+def test_operator_takes_deletes_soft_delete_metadata_and_auto_mapping() -> None:
+    operator = NangoSyncOperator(
+        task_id="sync", url="https://api.example.com", soft_delete=False, metadata={"tenant": "acme"}, auto_mapping=True
+    )
+    definition = operator.build_definition()
+    assert (definition.deletes, definition.metadata, definition.auto_mapping) == ("keep", {"tenant": "acme"}, True)
+    assert "metadata" in NangoSyncOperator.template_fields
+    copied = NangoSyncOperator.from_definition(definition, task_id="again")
+    assert copied.build_definition().deletes == "keep"
+    both = NangoSyncOperator(task_id="sync", url="https://api.example.com", soft_delete=True, deletes="hard")
+    with pytest.raises(SyncDefinitionError, match="not both"):
+        both.build_definition()
+    dag = nango_sync("objects", "https://api.example.com/objects", deletes="hard", auto_mapping=True)
+    task = dag.get_task("sync")
+    assert (task.deletes, task.auto_mapping) == ("hard", True)

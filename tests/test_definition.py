@@ -68,6 +68,7 @@ def test_every_field_is_read() -> None:
             "request_backoff_seconds": 0.5,
             "request_timeout": 30,
             "max_pages": 10,
+            "deletes": "hard",
         }
     )
     assert definition == SyncDefinition(
@@ -91,6 +92,7 @@ def test_every_field_is_read() -> None:
         request_backoff_seconds=0.5,
         request_timeout=30.0,
         max_pages=10,
+        deletes="hard",
     )
     assert definition.dag_id == "nango_sync_demo"
     assert definition.qualified_table == ("raw", "items")
@@ -125,8 +127,50 @@ def test_defaults() -> None:
     assert definition.request_backoff_seconds == 1.0
     assert definition.request_timeout == 60.0
     assert definition.max_pages == 100_000
+    assert definition.deletes == "soft"
     assert definition.uses_body_cursor is False
     assert definition.dag_id == "nango_sync_demo"
+
+
+@pytest.mark.parametrize(
+    ("fields", "expected"),
+    [({"deletes": "Keep"}, "keep"), ({"soft_delete": True}, "soft"), ({"soft_delete": False}, "keep")],
+)
+def test_deletion_mode_and_the_original_soft_delete_spelling(fields: dict[str, Any], expected: str) -> None:
+    assert build({"url": URL, **fields}).deletes == expected
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"deletes": "remove"}, "deletes", "expected one of soft, hard, keep"),
+        ({"soft_delete": "yes"}, "soft_delete", "expected true (deletes: soft) or false (deletes: keep)"),
+        ({"deletes": "hard", "soft_delete": True}, "soft_delete", "not both"),
+        ({"softdelete": True}, "softdelete", "did you mean 'soft_delete'?"),
+    ],
+)
+def test_deletion_mode_refused(fields: dict[str, Any], field: str, message: str) -> None:
+    refused({"url": URL, **fields}, field, message)
+
+
+def test_metadata_and_auto_mapping() -> None:
+    definition = build({"url": URL, "metadata": {"tenant": "acme", "region": {"id": 3}}, "auto_mapping": True})
+    assert definition.metadata == {"tenant": "acme", "region": {"id": 3}} and definition.auto_mapping is True
+    assert build({"url": URL}).metadata == {} and build({"url": URL}).auto_mapping is False
+
+
+@pytest.mark.parametrize(
+    ("fields", "field", "message"),
+    [
+        ({"auto_mapping": "yes"}, "auto_mapping", "expected true or false"),
+        ({"metadata": ["tenant"]}, "metadata", "expected a mapping"),
+        ({"metadata": {"": 1}}, "metadata", "expected names (non-empty strings)"),
+        ({"metadata": {"x": float("nan")}}, "metadata", "NaN"),
+        ({"automapping": True}, "automapping", "did you mean 'auto_mapping'?"),
+    ],
+)
+def test_metadata_and_auto_mapping_refused(fields: dict[str, Any], field: str, message: str) -> None:
+    refused({"url": URL, **fields}, field, message)
 
 
 def test_null_fields_take_their_defaults() -> None:

@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from devtools.demo_api import DemoApi
+from nango_provider.dag_factory import sync_asset
 from tests.helpers import EXAMPLES, AirflowRunner, jobs, rows
 
 pytestmark = pytest.mark.integration
@@ -215,3 +216,145 @@ def test_examples_folder_is_what_make_demo_uses() -> None:
         "pokemon.yaml",
     ]
     assert Path(EXAMPLES / "nango_syncs.py").read_text().count("load_sync_dags") == 2
+
+
+def run_on_asset_events(dag_id: str, asset_uri: str, after: int) -> str:
+    """Start a run of ``dag_id`` the way the scheduler does for an asset-scheduled DAG: triggered by the asset's
+    events not consumed yet (of those after event id ``after``). Returns its run id."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.serialized_dag import SerializedDagModel
+    from airflow.sdk import timezone
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunTriggeredByType, DagRunType
+    from sqlalchemy import select
+
+    with create_session() as session:
+        dag = SerializedDagModel.get_dag(dag_id, session=session)
+        assert dag is not None
+        consumed = {event.id for run in session.scalars(select(DagRun).where(DagRun.dag_id == dag_id))
+                    for event in run.consumed_asset_events}  # fmt: skip
+        events = [
+            event
+            for event in session.scalars(
+                select(AssetEvent)
+                .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+                .where(AssetModel.uri == asset_uri)
+                .order_by(AssetEvent.timestamp)
+            )
+            if event.id not in consumed and event.id > after
+        ]
+        now = timezone.utcnow()
+        run_id = DagRun.generate_run_id(run_type=DagRunType.ASSET_TRIGGERED, logical_date=None, run_after=now)
+        dag_run = dag.create_dagrun(
+            run_id=run_id,
+            run_after=now,
+            run_type=DagRunType.ASSET_TRIGGERED,
+            triggered_by=DagRunTriggeredByType.ASSET,
+            state=DagRunState.RUNNING,
+            session=session,
+        )
+        dag_run.consumed_asset_events.extend(events)
+    return run_id
+
+
+def run_task(dag_id: str, task_id: str, run_id: str) -> None:
+    """``airflow tasks test <dag_id> <task_id> <run_id>`` in this process: one task of an existing run."""
+    from airflow.cli import cli_parser
+
+    args = cli_parser.get_parser().parse_args(["tasks", "test", dag_id, task_id, run_id])
+    environment = dict(os.environ)
+    try:
+        args.func(args)
+    finally:  # the command sets Airflow's parsing context (build only this DAG) in the environment
+        os.environ.clear()
+        os.environ.update(environment)
+
+
+def test_downstream_dag_learns_what_each_sync_run_changed_from_the_asset_event(
+    examples: AirflowRunner, db: str, demo_api: DemoApi
+) -> None:
+    asset = sync_asset("nango.pokemon")
+    earlier = len(asset_event_extras(asset.uri, after=0))  # events of other tests in this Airflow
+    with psycopg.connect(db, autocommit=True) as conn:
+        conn.execute("DROP SCHEMA IF EXISTS reports CASCADE")
+    first = examples.run("nango_sync_pokemon")
+    assert xcom(first)["added"] == 600
+    after = last_asset_event_id()
+    run_task("pokemon_report", "record_changes", run_on_asset_events("pokemon_report", asset.uri, after - 1))
+    demo_api.mutate(changed=7, removed=3, added=2)
+    examples.run("nango_sync_pokemon", conf={"full_refresh": True})
+    run_id = run_on_asset_events("pokemon_report", asset.uri, after)
+    run_task("pokemon_report", "record_changes", run_id)
+    run_task("pokemon_report", "refresh_report", run_id)
+    with psycopg.connect(db) as conn:
+        by_job = conn.execute(
+            "SELECT job_id, change, count(*) FROM reports.pokemon_changes GROUP BY 1, 2 ORDER BY 1, 2"
+        ).fetchall()
+    (first_job, second_job) = sorted({job for job, _, _ in by_job})
+    assert [(change, count) for job, change, count in by_job if job == first_job] == [("added", 600)]
+    assert [(change, count) for job, change, count in by_job if job == second_job] == [
+        ("added", 2), ("deleted", 3), ("updated", 7)
+    ]  # fmt: skip
+    extras = asset_event_extras(asset.uri, after=0)[earlier:]
+    assert [extra["counts"] for extra in extras] == [
+        {"pages": 6, "fetched": 600, "added": 600, "updated": 0, "unchanged": 0, "deleted": 0},
+        {"pages": 6, "fetched": 599, "added": 2, "updated": 7, "unchanged": 590, "deleted": 3},
+    ]
+    assert [extra["job_id"] for extra in extras] == [first_job, second_job]
+    assert all(extra["started_at"] < extra["ended_at"] and extra["table"] == "nango.pokemon" for extra in extras)
+    with psycopg.connect(db) as conn:
+        assert conn.execute("SELECT sum(pokemon) > 0 FROM reports.pokemon_by_type").fetchone() == (True,)
+
+
+def asset_event_extras(asset_uri: str, after: int) -> list[dict[str, Any]]:
+    """The extras of the asset's events after event id ``after``, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = select(AssetEvent.extra).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+        query = query.where(AssetModel.uri == asset_uri, AssetEvent.id > after).order_by(AssetEvent.id)
+        return list(session.scalars(query))
+
+
+def last_asset_event_id() -> int:
+    from airflow.models.asset import AssetEvent
+    from airflow.utils.session import create_session
+    from sqlalchemy import func, select
+
+    with create_session() as session:
+        return int(session.scalar(select(func.max(AssetEvent.id))) or 0)
+
+
+def test_auto_mapped_demo_objects_are_filtered_and_aggregated_by_typed_columns(
+    airflow: AirflowRunner, db: str, demo_api: DemoApi
+) -> None:
+    example = (EXAMPLES / "syncs" / "nested_objects.yaml").read_text(encoding="utf-8")
+    airflow.write_syncs(
+        example.replace("    frequency:", "    auto_mapping: true\n    metadata:\n      tenant: demo\n    frequency:")
+    )
+    assert airflow.run("nango_sync_nested_objects").state == "success"
+    with psycopg.connect(db) as conn:
+        types = dict(
+            conn.execute(
+                """SELECT column_name, data_type FROM information_schema.columns
+                   WHERE table_schema = 'nango' AND table_name = 'nested_objects' AND column_name NOT LIKE '\\_%'"""
+            ).fetchall()
+        )
+        typed = conn.execute(
+            """SELECT price__currency, count(*), sum(price__amount), max(id) FROM nango.nested_objects
+               WHERE price__amount > 50 AND tenant = 'demo' AND tags ? 'sale' GROUP BY 1 ORDER BY 1"""
+        ).fetchall()
+        from_json = conn.execute(
+            """SELECT _nango_data #>> '{price,currency}', count(*), sum((_nango_data #>> '{price,amount}')::numeric),
+                      max((_nango_data ->> 'id')::bigint)
+               FROM nango.nested_objects
+               WHERE (_nango_data #>> '{price,amount}')::numeric > 50 AND _nango_data -> 'tags' ? 'sale'
+               GROUP BY 1 ORDER BY 1"""
+        ).fetchall()
+    assert types == {"id": "bigint", "name": "text", "tags": "jsonb", "price__amount": "numeric",
+                     "price__currency": "text", "tenant": "text"}  # fmt: skip
+    assert typed == from_json and len(typed) > 1

@@ -29,11 +29,11 @@ from nango_provider.paging import Paging
 from nango_provider.redaction import secret_values, url_secret_values
 
 if TYPE_CHECKING:
-    from nango_provider.engine import Cancellation
+    from nango_provider.engine import Cancellation, RunOutcome
 
 _FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency", "allow_short_frequency", "frequency_text"})
 OPERATOR_FIELDS = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in _FIELDS_NOT_FOR_TASKS)
-_MAPPING_FIELDS = ("headers", "query_params")
+_MAPPING_FIELDS = ("headers", "query_params", "metadata")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
 _Execute = Callable[["NangoSyncOperator", Any], dict[str, int]]
@@ -65,15 +65,19 @@ class NangoSyncOperator(BaseOperator):
     the definition's default. ``url``, ``headers``, ``query_params``, ``body``, ``full_refresh`` and
     ``max_total`` are templated: a header may be ``"Bearer {{ conn.my_api.password }}"``, ``url`` an upstream
     task's ``XComArg``, and ``headers`` a template rendering to a JSON object (``"{{ var.json.api_headers }}"``).
-    Everything is validated when the task runs, after rendering.
+    ``metadata`` (constant values stored with every row) is templated the same way. Everything is validated
+    when the task runs, after rendering.
 
     :param sync_name: the sync's name (``^[a-z][a-z0-9_]*$``); names the default table ``nango.<sync_name>``
         and the rows in ``nango._nango_jobs``. Defaults to the task id.
     :param full_refresh: ignore a saved checkpoint of this run and start from the first page.
+    :param soft_delete: the original product's spelling: ``True`` is ``deletes="soft"``, ``False`` is ``"keep"``.
     """
 
-    template_fields: Sequence[str] = ("url", "headers", "query_params", "body", "full_refresh", "max_total")
-    template_fields_renderers = {"headers": "json", "query_params": "json", "body": "json"}
+    template_fields: Sequence[str] = (
+        "url", "headers", "query_params", "body", "full_refresh", "max_total", "metadata"
+    )  # fmt: skip
+    template_fields_renderers = {"headers": "json", "query_params": "json", "body": "json", "metadata": "json"}
     ui_color = "#e8f4fd"
 
     def __init__(
@@ -101,6 +105,10 @@ class NangoSyncOperator(BaseOperator):
         request_backoff_seconds: float | None = None,
         request_timeout: float | None = None,
         max_pages: int | None = None,
+        deletes: str | None = None,
+        soft_delete: bool | None = None,
+        metadata: Mapping[str, Any] | str | None = None,
+        auto_mapping: bool | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -126,6 +134,10 @@ class NangoSyncOperator(BaseOperator):
         self.request_backoff_seconds = request_backoff_seconds
         self.request_timeout = request_timeout
         self.max_pages = max_pages
+        self.deletes = deletes
+        self.soft_delete = soft_delete
+        self.metadata = metadata
+        self.auto_mapping = auto_mapping
         self._cancellation: Cancellation | None = None
 
     @classmethod
@@ -163,6 +175,7 @@ class NangoSyncOperator(BaseOperator):
             fields[name] = self._mapping(name)
         fields["body"] = _json_from_text(self.body)
         fields["max_total"] = _optional_int(self.max_total)
+        fields["soft_delete"] = self.soft_delete
         return SyncDefinition.from_mapping(self.sync_name, {**fields, "frequency": None}, source=self._source)
 
     @_hopeless_errors_fail_without_retry
@@ -172,7 +185,7 @@ class NangoSyncOperator(BaseOperator):
         from airflow.sdk.exceptions import AirflowTaskTerminated
 
         # Imported here, not at the top: parsing 1,000 DAGs must not load the run-time modules.
-        from nango_provider.engine import Cancellation, run_sync
+        from nango_provider.engine import Cancellation, execute_sync
         from nango_provider.exceptions import SyncCancelled
         from nango_provider.hooks.nango import NangoHook
         from nango_provider.store.postgres import PostgresStore, RunIdentity
@@ -186,13 +199,26 @@ class NangoSyncOperator(BaseOperator):
         store = PostgresStore(postgres.get_conn, definition)  # type: ignore[arg-type]  # psycopg 3 on Airflow 3.3
         self._cancellation = cancellation = Cancellation()
         try:
-            return run_sync(
+            outcome = execute_sync(
                 hook, store, definition, run, full_refresh=full_refresh, log=self.log.info, cancellation=cancellation
             )
         except SyncCancelled as cancelled:
             raise AirflowTaskTerminated(str(cancelled)) from cancelled  # Airflow fails it without a retry
         finally:
             self._cancellation = None
+        self._describe_outlet_events(context, definition, outcome)
+        return outcome.counts
+
+    def _describe_outlet_events(self, context: Any, definition: SyncDefinition, outcome: RunOutcome) -> None:
+        """Put the run's counts and time window in the extra of the event of the sync's Asset (when it is one of
+        the task's outlets), for downstream DAGs scheduled on it (:mod:`nango_provider.changes`)."""
+        from nango_provider.dag_factory import sync_asset
+
+        table = ".".join(definition.qualified_table)
+        asset = sync_asset(table, definition.postgres_conn_id)
+        if not any(getattr(outlet, "uri", None) == asset.uri for outlet in self.outlets):
+            return
+        context["outlet_events"][asset].extra.update(outcome.event_extra(definition.name, table, definition.deletes))
 
     def on_kill(self) -> None:
         """Stop a running sync: Airflow calls this on SIGTERM, in the task's main thread (a signal handler), so it

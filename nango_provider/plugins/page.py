@@ -184,10 +184,16 @@ function row(sync) {
     el("td", {"data-field": "schedule"}, sync.schedule || "triggered only"),
     el("td", {"data-field": "state"}, state(sync)),
     el("td", {class: "last-run-cell"}, lastRun(sync)),
-    count("added"), count("updated"), count("unchanged"), count("deleted"),
+    count("added"), count("updated"), count("unchanged"), deletedCount(sync, run),
     el("td", {class: "chart-cell", "data-field": "chart"}, chart(sync.history || []),
       el("span", {class: "muted"}, run.fetched === undefined ? "" : run.fetched + " fetched")),
     el("td", {class: "dag"}, dagLink(sync.dag_id)));
+}
+
+function deletedCount(sync, run) {
+  // the sync's deletion mode (soft, hard or keep) as the cell's tooltip
+  const mode = sync.definition && sync.definition.deletes;
+  return el("td", {class: "num", "data-field": "deleted", title: mode ? "deletes: " + mode : ""}, run.deleted ?? "");
 }
 
 function dagLink(dagId) {

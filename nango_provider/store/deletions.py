@@ -1,5 +1,5 @@
-"""The end of a complete run: records not seen are marked deleted (keyed syncs), or the table is replaced by the
-run's snapshot (syncs without a unique key)."""
+"""The end of a complete run: records not seen are marked deleted or removed (keyed syncs, ``deletes: soft`` or
+``hard``), or the table is replaced by the run's snapshot (syncs without a unique key)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import sql
 
+from nango_provider.store.columns import TableColumns
 from nango_provider.store.jobs import RunIdentity, RunState, one_value
 
 _SEEN_KEYS: Final = """
@@ -18,6 +19,15 @@ _MARK_DELETED: Final = """
 UPDATE {table} AS t SET _nango_deleted_at = now()
 WHERE t._nango_deleted_at IS NULL AND t._nango_first_seen_at < %(started)s
   AND NOT EXISTS (SELECT 1 FROM pg_temp._nango_seen s WHERE s.key = t._nango_unique_key)
+"""
+_REMOVE_UNSEEN: Final = """
+WITH removed AS (
+    DELETE FROM {table} AS t
+    WHERE t._nango_first_seen_at < %(started)s
+      AND NOT EXISTS (SELECT 1 FROM pg_temp._nango_seen s WHERE s.key = t._nango_unique_key)
+    RETURNING t._nango_deleted_at IS NULL AS live
+)
+SELECT count(*) FILTER (WHERE live) FROM removed
 """
 _SNAPSHOT_ROWS: Final = """
 SELECT hash || ':' || row_number() OVER (PARTITION BY hash ORDER BY position) AS k, data AS d, hash AS h
@@ -32,20 +42,23 @@ _REPLACE: Final = (
                WHERE NOT EXISTS (SELECT 1 FROM pg_temp._nango_fresh f WHERE f.k = t._nango_unique_key))
        FROM pg_temp._nango_fresh""",
     "DELETE FROM {table}",
-    """INSERT INTO {table} (_nango_unique_key, _nango_data, _nango_hash, _nango_first_seen_at)
-       SELECT k, d, h, coalesce(first_seen, now()) FROM pg_temp._nango_fresh""",
+    """INSERT INTO {table} (_nango_unique_key, _nango_data, _nango_hash, _nango_first_seen_at{columns})
+       SELECT k, d, h, coalesce(first_seen, now()){values} FROM pg_temp._nango_fresh""",
 )
 _APPEND_SNAPSHOT: Final = """
 WITH inserted AS (
-    INSERT INTO {table} (_nango_unique_key, _nango_data, _nango_hash)
-    SELECT k, d, h FROM ({rows}) fresh ON CONFLICT (_nango_unique_key) DO NOTHING RETURNING 1
+    INSERT INTO {table} (_nango_unique_key, _nango_data, _nango_hash{columns})
+    SELECT k, d, h{values} FROM ({rows}) fresh ON CONFLICT (_nango_unique_key) DO NOTHING RETURNING 1
 )
 SELECT count(*) FROM inserted
 """
 
 
-def mark_deleted(cursor: psycopg.Cursor[Any], table: sql.Composable, run: RunIdentity, state: RunState) -> int:
-    """Soft-delete the live rows this complete run did not see; how many."""
+def mark_deleted(
+    cursor: psycopg.Cursor[Any], table: sql.Composable, run: RunIdentity, state: RunState, *, remove: bool = False
+) -> int:
+    """Soft-delete the live rows this complete run did not see (or, with ``remove``, delete every row it did not
+    see, soft-deleted ones included); how many live rows went."""
     if not state.track_seen:
         return 0  # the table was empty when the run started: every row in it was seen by this run
     cursor.execute(
@@ -59,24 +72,34 @@ def mark_deleted(cursor: psycopg.Cursor[Any], table: sql.Composable, run: RunIde
     cursor.execute(_SEEN_KEYS, {"run": run.run_key})
     cursor.execute("ANALYZE pg_temp._nango_seen")
     cursor.execute("SET LOCAL work_mem = '64MB'")  # the hash of every key seen stays in memory
-    cursor.execute(sql.SQL(_MARK_DELETED).format(table=table), {"started": state.run_started_at})
-    return cursor.rowcount
+    statement = sql.SQL(_REMOVE_UNSEEN if remove else _MARK_DELETED).format(table=table)
+    cursor.execute(statement, {"started": state.run_started_at})
+    return one_value(cursor) if remove else cursor.rowcount
 
 
 def apply_snapshot(
-    cursor: psycopg.Cursor[Any], table: sql.Composable, run: RunIdentity, state: RunState, *, complete: bool
+    cursor: psycopg.Cursor[Any],
+    table: sql.Composable,
+    run: RunIdentity,
+    state: RunState,
+    columns: TableColumns,
+    *,
+    complete: bool,
 ) -> None:
-    """Replace the table by the run's rows (complete run), or only add the new ones (cut run); counts in ``state``."""
+    """Replace the table by the run's rows (complete run), or only add the new ones (cut run); counts in ``state``.
+    ``columns`` says which extra columns (metadata, typed columns) are written and how."""
     rows = sql.SQL(_SNAPSHOT_ROWS)
+    extra = {"columns": columns.insert_columns(), "values": columns.insert_values(sql.Identifier("d"))}
+    params = {"run": run.run_key, **columns.params}
     if not complete:
-        cursor.execute(sql.SQL(_APPEND_SNAPSHOT).format(rows=rows, table=table), {"run": run.run_key})
+        cursor.execute(sql.SQL(_APPEND_SNAPSHOT).format(rows=rows, table=table, **extra), params)
         added = one_value(cursor)
         state.counts.update(added=added, unchanged=state.counts["fetched"] - added)
         return
-    create, count, delete, insert = (sql.SQL(part).format(rows=rows, table=table) for part in _REPLACE)
+    create, count, delete, insert = (sql.SQL(part).format(rows=rows, table=table, **extra) for part in _REPLACE)
     cursor.execute(create, {"run": run.run_key})
     cursor.execute(count)
     added, unchanged, deleted = cursor.fetchone() or (0, 0, 0)
     state.counts.update(added=int(added), unchanged=int(unchanged), deleted=int(deleted))
     cursor.execute(delete)
-    cursor.execute(insert)
+    cursor.execute(insert, columns.params)

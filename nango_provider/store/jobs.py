@@ -137,7 +137,12 @@ def abandon_dead_jobs(cursor: psycopg.Cursor[Any], table: str) -> int:
 
 def one_value(cursor: psycopg.Cursor[Any]) -> int:
     """The integer in the first column of the one row a statement returned."""
+    return int(one_row(cursor)[0])
+
+
+def one_row(cursor: psycopg.Cursor[Any]) -> tuple[Any, ...]:
+    """The one row a statement returned."""
     row = cursor.fetchone()
     if row is None:
         raise StoreError("expected one row from Postgres, got none")
-    return int(row[0])
+    return tuple(row)

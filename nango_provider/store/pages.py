@@ -13,6 +13,7 @@ from typing import Any, Final
 import psycopg
 from psycopg import errors, sql
 
+from nango_provider.store.columns import TableColumns
 from nango_provider.store.jobs import RunIdentity, RunState
 from nango_provider.store.records import PreparedPage
 from nango_provider.store.schema import COPY_TO_STAGE
@@ -20,19 +21,20 @@ from nango_provider.store.schema import COPY_TO_STAGE
 _UPSERT: Final = """
 WITH written AS (
     INSERT INTO {table} AS t (_nango_unique_key, _nango_data, _nango_hash,
-                              _nango_first_seen_at, _nango_updated_at, _nango_last_seen_at)
-    SELECT k, d::jsonb, h, now(), now(), now() FROM pg_temp._nango_page AS p{skip_unchanged}
+                              _nango_first_seen_at, _nango_updated_at, _nango_last_seen_at{columns})
+    SELECT k, {data}, h, now(), now(), now(){values} FROM pg_temp._nango_page AS p{parsed}{skip_unchanged}
     ON CONFLICT (_nango_unique_key) DO UPDATE SET
         _nango_data = EXCLUDED._nango_data,
         _nango_hash = EXCLUDED._nango_hash,
         _nango_updated_at = EXCLUDED._nango_updated_at,
         _nango_last_seen_at = EXCLUDED._nango_last_seen_at,
-        _nango_deleted_at = NULL
+        _nango_deleted_at = NULL{assignments}
     WHERE t._nango_hash IS DISTINCT FROM EXCLUDED._nango_hash OR t._nango_deleted_at IS NOT NULL
     RETURNING (xmax = 0) AS inserted
 ){seen}
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
+_PARSED: Final = " CROSS JOIN LATERAL (SELECT p.d::jsonb AS j OFFSET 0) AS x"
 _SKIP_UNCHANGED: Final = """
 -- Unchanged rows are skipped here, by one index lookup each: a correlated scalar subquery is never turned into a
 -- join, so whatever the table's statistics say it cannot become a scan of the table per page, and its costs stay
@@ -67,14 +69,35 @@ def copy_new_page(cursor: psycopg.Cursor[Any], table: sql.Composable, prepared: 
 
 
 def upsert_page(
-    cursor: psycopg.Cursor[Any], table: sql.Composable, prepared: PreparedPage, run: RunIdentity, state: RunState
+    cursor: psycopg.Cursor[Any],
+    table: sql.Composable,
+    prepared: PreparedPage,
+    run: RunIdentity,
+    state: RunState,
+    *,
+    columns: TableColumns,
 ) -> tuple[int, int]:
-    """Upsert a keyed page; ``(added, updated)``. A re-sync also skips unchanged rows and records the keys seen."""
+    """Upsert a keyed page; ``(added, updated)``. A re-sync also skips unchanged rows and records the keys seen.
+    ``columns`` says which extra columns (metadata, typed columns) are written and how."""
     with cursor.copy(COPY_TO_STAGE) as copy:
         copy.write(prepared.copy_text)
     seen = sql.SQL(_SEEN if state.track_seen else "")
     skip = sql.SQL(_SKIP_UNCHANGED if state.track_seen else "").format(table=table)
-    cursor.execute(sql.SQL(_UPSERT).format(table=table, seen=seen, skip_unchanged=skip), {"run": run.run_key})
+    # With extra columns the page's JSON is parsed once per written row (a lateral subquery the planner keeps
+    # apart, after the skip of unchanged rows), not once per column.
+    parsed = sql.SQL(_PARSED if columns.writes_extra else "")
+    data = sql.SQL("x.j" if columns.writes_extra else "d::jsonb")
+    upsert = sql.SQL(_UPSERT).format(
+        table=table,
+        seen=seen,
+        skip_unchanged=skip,
+        data=data,
+        parsed=parsed,
+        columns=columns.insert_columns(),
+        values=columns.insert_values(data),
+        assignments=columns.update_assignments(),
+    )
+    cursor.execute(upsert, {"run": run.run_key, **columns.params})
     added, updated = cursor.fetchone() or (0, 0)
     if state.track_seen:
         state.seen += prepared.rows

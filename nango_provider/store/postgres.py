@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import Any
 
 import psycopg
@@ -23,7 +24,8 @@ from nango_provider.exceptions import StoreError
 from nango_provider.incremental import highest
 from nango_provider.paths import compile_path
 from nango_provider.store import checkpoints, deletions, jobs, marks, owners, pages, schema
-from nango_provider.store.jobs import COUNT_NAMES, RunIdentity, RunState
+from nango_provider.store.columns import TableColumns
+from nango_provider.store.jobs import COUNT_NAMES, RunIdentity, RunState, one_row
 from nango_provider.store.records import PreparedPage, prepare_keyed, prepare_positional
 
 ConnectionFactory = Callable[[], psycopg.Connection[Any]]
@@ -62,6 +64,10 @@ class PostgresStore:
         self.table_text = ".".join(definition.qualified_table)
         self._unique_key = compile_path(definition.unique_key) if definition.unique_key else None
         self._conn: psycopg.Connection[Any] | None = None
+        self.columns = TableColumns(
+            self.table, self.table_text, metadata=definition.metadata, auto=definition.auto_mapping
+        )
+        self._table_created = False
 
     # -- connection and lock ------------------------------------------------------------------------------
 
@@ -140,7 +146,7 @@ class PostgresStore:
     def create_tables(self) -> None:
         """Create the bookkeeping tables, the schema and the sync's table if they are missing."""
         with self._transaction("creating tables") as cursor:
-            schema.create_tables(cursor, self.definition.schema_name, self.table)
+            self._table_created = schema.create_tables(cursor, self.definition.schema_name, self.table)
 
     def claim_table(self, run: RunIdentity) -> None:
         """Make ``run``'s task the table's owner if it has none; :class:`TableOwnedError` if another task owns it."""
@@ -180,6 +186,7 @@ class PostgresStore:
             if abandoned := jobs.abandon_dead_jobs(cursor, self.table_text):
                 log(f"closed {abandoned} run(s) of {self.table_text} whose task stopped without ending as abandoned")
             checkpoints.drop_abandoned_runs(cursor, self.table_text, run.run_key)
+            self.columns.prepare(cursor, created=self._table_created)
             state = None if full_refresh else checkpoints.load_checkpoint(cursor, run.run_key)
             if state is None:
                 checkpoints.clear_run(cursor, run.run_key)
@@ -194,9 +201,10 @@ class PostgresStore:
 
     def prepare_page(self, records: list[Any], page: int, fetched_before: int) -> PreparedPage:
         """Turn a page's records into COPY rows; pure CPU work, safe to run in the fetch thread."""
+        hash_key, infer = self.columns.hash_key, self.definition.auto_mapping
         if self._unique_key is not None:
-            return prepare_keyed(records, self._unique_key, self.definition.name, page)
-        return prepare_positional(records, fetched_before, self.definition.name, page)
+            return prepare_keyed(records, self._unique_key, self.definition.name, page, hash_key=hash_key, infer=infer)
+        return prepare_positional(records, fetched_before, self.definition.name, page, hash_key=hash_key, infer=infer)
 
     def write_page(
         self,
@@ -212,6 +220,7 @@ class PostgresStore:
         ``high_mark`` (the page's highest value of an incremental sync's record field) kept in the run's state."""
         page_counts = {"pages": 1, "fetched": prepared.fetched, "added": 0, "updated": 0, "unchanged": 0}
         with self._transaction(f"writing page {page}") as cursor:
+            self.columns.evolve(cursor, prepared.shape)
             if self._unique_key is not None:
                 added, updated = self._write_keyed(cursor, prepared, run, state)
                 page_counts.update(added=added, updated=updated, unchanged=prepared.rows - added - updated)
@@ -228,30 +237,39 @@ class PostgresStore:
     def _write_keyed(
         self, cursor: psycopg.Cursor[Any], prepared: PreparedPage, run: RunIdentity, state: RunState
     ) -> tuple[int, int]:
-        """(added, updated): by COPY while the run has met no stored key, else by the upsert."""
-        if state.copy_new_rows and not state.track_seen:
+        """(added, updated): by COPY while the run has met no stored key, else by the upsert. A table with extra
+        columns (metadata, typed columns), whose values the upsert computes, is always upserted."""
+        if state.copy_new_rows and not state.track_seen and not self.columns.writes_extra:
             if pages.copy_new_page(cursor, self.table, prepared):
                 return prepared.rows, 0
             state.copy_new_rows = False  # a key of this page was stored already: upsert from here on
-        return pages.upsert_page(cursor, self.table, prepared, run, state)
+        return pages.upsert_page(cursor, self.table, prepared, run, state, columns=self.columns)
 
     def finish(
         self, run: RunIdentity, state: RunState, *, complete: bool, warnings: list[str] | None = None
-    ) -> dict[str, int]:
-        """End the run: soft-delete or replace (only when ``complete`` and not incremental), move the incremental
-        mark (only when ``complete``), mark the job done with its ``warnings``, drop the checkpoint."""
+    ) -> tuple[dict[str, int], datetime]:
+        """End the run: decide deletions as ``deletes`` says (only when ``complete`` and not incremental) or replace
+        an unkeyed table, move the incremental mark (only when ``complete``), mark the job done with its
+        ``warnings``, drop the checkpoint. The final counts, and the end of the run: the latest time its changes
+        are stamped with."""
+        keeps_rows = self.definition.deletes == "keep"
         with self._transaction("finishing the run") as cursor:
             # The end of the run waits for the disk, and with it every page committed before (see _configure).
             cursor.execute("SET LOCAL synchronous_commit = on")
             if self._unique_key is None:
-                deletions.apply_snapshot(cursor, self.table, run, state, complete=complete)
-            elif complete and not state.incremental:
-                state.counts["deleted"] = deletions.mark_deleted(cursor, self.table, run, state)
+                deletions.apply_snapshot(
+                    cursor, self.table, run, state, self.columns, complete=complete and not keeps_rows
+                )
+            elif complete and not state.incremental and not keeps_rows:
+                remove = self.definition.deletes == "hard"
+                state.counts["deleted"] = deletions.mark_deleted(cursor, self.table, run, state, remove=remove)
             if complete:
                 self._move_mark(cursor, state)
             checkpoints.clear_run(cursor, run.run_key)
             jobs.end_job(cursor, state, jobs.SUCCESS, warnings or [])
-        return dict(state.counts)
+            cursor.execute("SELECT now()")
+            ended_at = one_row(cursor)[0]
+        return dict(state.counts), ended_at
 
     def _move_mark(self, cursor: psycopg.Cursor[Any], state: RunState) -> None:
         """After a complete run: the highest value it saw (an incremental run never moves the mark back)."""
@@ -277,8 +295,10 @@ class PostgresStore:
             pass  # the database itself is gone; the task log still has the error
 
     def _fresh_state(self, cursor: psycopg.Cursor[Any]) -> RunState:
+        # Keys seen are only worth recording when stored rows may have to be marked or removed at the end.
+        rows_to_decide = "true" if self.definition.deletes == "hard" else "_nango_deleted_at IS NULL"
         cursor.execute(
-            sql.SQL("SELECT now(), EXISTS (SELECT 1 FROM {} WHERE _nango_deleted_at IS NULL)").format(self.table)
+            sql.SQL("SELECT now(), EXISTS (SELECT 1 FROM {} WHERE {})").format(self.table, sql.SQL(rows_to_decide))
         )
         row = cursor.fetchone()
         if row is None:

@@ -6,6 +6,7 @@ by key (the last one wins, as it is the newest the API sent).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -15,6 +16,7 @@ import msgspec
 
 from nango_provider.exceptions import RecordError
 from nango_provider.paths import MISSING, CompiledPath
+from nango_provider.store.inference import Shape, shape_of
 
 _ENCODER = msgspec.json.Encoder(order="sorted")
 _NUL = b"\\u0000"
@@ -23,15 +25,28 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\
 
 @dataclass(frozen=True)
 class PreparedPage:
-    """A page as COPY text (``key \\t data \\t hash`` lines), its distinct rows and its fetched records."""
+    """A page as COPY text (``key \\t data \\t hash`` lines), its distinct rows and its fetched records; with
+    typed columns, the paths and types its records hold (``shape``)."""
 
     copy_text: bytes
     rows: int
     fetched: int
+    shape: Shape | None = None
 
 
-def prepare_keyed(records: Sequence[Any], unique_key: CompiledPath, sync: str, page: int) -> PreparedPage:
-    """Rows keyed by the value at ``unique_key``; a record without it fails the run naming page and position."""
+def prepare_keyed(
+    records: Sequence[Any],
+    unique_key: CompiledPath,
+    sync: str,
+    page: int,
+    *,
+    hash_key: bytes = b"",
+    infer: bool = False,
+) -> PreparedPage:
+    """Rows keyed by the value at ``unique_key``; a record without it fails the run naming page and position.
+
+    ``hash_key`` goes into every row's hash (the run's metadata: changing it changes every row); ``infer`` adds
+    the page's shape for typed columns."""
     # This loop runs for every record of a sync: the common case (a top-level string or integer key) is inlined.
     field = unique_key.segments[0] if unique_key.segments is not None and len(unique_key.segments) == 1 else None
     encode = _ENCODER.encode
@@ -46,22 +61,24 @@ def prepare_keyed(records: Sequence[Any], unique_key: CompiledPath, sync: str, p
         if _NUL in data:
             _refuse_nul(record, sync, page, position)
         rows[key] = data
-    copy_text = _copy_text((key.translate(_COPY_ESCAPES).encode(), data) for key, data in rows.items())
-    return PreparedPage(copy_text, len(rows), len(records))
+    copy_text = _copy_text(((key.translate(_COPY_ESCAPES).encode(), data) for key, data in rows.items()), hash_key)
+    return PreparedPage(copy_text, len(rows), len(records), shape_of(records) if infer else None)
 
 
-def prepare_positional(records: Sequence[Any], first_position: int, sync: str, page: int) -> PreparedPage:
+def prepare_positional(
+    records: Sequence[Any], first_position: int, sync: str, page: int, *, hash_key: bytes = b"", infer: bool = False
+) -> PreparedPage:
     """Rows keyed by their position in the run, for syncs without a unique key."""
     rows = [
         (str(first_position + offset).encode(), _encode(record, sync, page, offset))
         for offset, record in enumerate(records)
     ]
-    return PreparedPage(_copy_text(rows), len(rows), len(records))
+    return PreparedPage(_copy_text(rows, hash_key), len(rows), len(records), shape_of(records) if infer else None)
 
 
-def _copy_text(rows: Iterable[tuple[bytes, bytes]]) -> bytes:
+def _copy_text(rows: Iterable[tuple[bytes, bytes]], hash_key: bytes = b"") -> bytes:
     """COPY text lines ``key \\t data \\t hash`` for (escaped key, JSON) pairs; runs for every record."""
-    blake2b = hashlib.blake2b
+    blake2b = functools.partial(hashlib.blake2b, key=hash_key) if hash_key else hashlib.blake2b
     return b"".join(
         [
             b"%b\t%b\t%b\n"

@@ -74,6 +74,14 @@ CREATE TABLE IF NOT EXISTS nango._nango_table_owners (
     claimed_at timestamptz NOT NULL DEFAULT now()
 );
 CREATE UNLOGGED TABLE IF NOT EXISTS nango._nango_seen_keys (run_key text NOT NULL, keys text[] NOT NULL);
+CREATE TABLE IF NOT EXISTS nango._nango_columns (
+    target_table text NOT NULL,
+    origin text NOT NULL,
+    path text[] NOT NULL,
+    column_name text,
+    type text NOT NULL,
+    PRIMARY KEY (target_table, origin, path)
+);
 CREATE TABLE IF NOT EXISTS nango._nango_snapshot (
     run_key text NOT NULL, position bigint NOT NULL, data jsonb NOT NULL, hash text NOT NULL
 );
@@ -124,13 +132,16 @@ def create_bookkeeping(cursor: psycopg.Cursor[Any]) -> None:
     cursor.execute(_BOOKKEEPING_DDL)
 
 
-def create_tables(cursor: psycopg.Cursor[Any], schema: str, table: sql.Composable) -> None:
+def create_tables(cursor: psycopg.Cursor[Any], schema: str, table: sql.Composable) -> bool:
     """Create the bookkeeping tables, ``schema``, ``table`` and the page stage where missing (one creator at a
-    time); run inside a transaction."""
+    time); run inside a transaction. Whether ``table`` was created."""
     create_bookkeeping(cursor)
     if schema != BOOKKEEPING_SCHEMA:
         cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
+    cursor.execute("SELECT to_regclass(%s) IS NULL", (table.as_string(cursor),))
+    created = bool((cursor.fetchone() or (False,))[0])
     cursor.execute(sql.SQL(_TARGET_DDL).format(table=table))
     # The stage keeps the JSON as text: only the rows that get written are parsed into jsonb (a re-sync of
     # unchanged records parses none), and parsing JSON is most of what Postgres spends on a row.
     cursor.execute("CREATE TEMP TABLE IF NOT EXISTS _nango_page (k text, d text, h text) ON COMMIT DELETE ROWS")
+    return created
