@@ -82,18 +82,23 @@ class EmbeddedPostgres:
         self.stop()
 
 
-def main() -> None:
-    """``python -m devtools.embedded_postgres``: run a Postgres in the foreground and print its URI."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--port", type=int, default=None)
-    args = parser.parse_args()
-    with EmbeddedPostgres(port=args.port) as server:
-        print(server.uri, flush=True)
+def serve_until_interrupted(server: Any) -> None:
+    """Start ``server`` (a context manager with a ``uri``), print its URI, and keep it up until Ctrl-C."""
+    with server as running:
+        print(running.uri, flush=True)
         try:
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
             pass
+
+
+def main() -> None:
+    """``python -m devtools.embedded_postgres``: run a Postgres in the foreground and print its URI."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--port", type=int, default=None)
+    args = parser.parse_args()
+    serve_until_interrupted(EmbeddedPostgres(port=args.port))
 
 
 if __name__ == "__main__":

@@ -19,11 +19,10 @@ import pwd
 import shutil
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-from devtools.embedded_postgres import free_port
+from devtools.embedded_postgres import free_port, serve_until_interrupted
 
 _DEBIAN_ROOT = Path("/usr/lib/postgresql")
 _SYSTEM_USER = "postgres"
@@ -142,13 +141,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=None)
     args = parser.parse_args()
-    with StockPostgres(port=args.port) as server:
-        print(server.uri, flush=True)
-        try:
-            while True:
-                time.sleep(3600)
-        except KeyboardInterrupt:
-            pass
+    serve_until_interrupted(StockPostgres(port=args.port))
 
 
 if __name__ == "__main__":
