@@ -34,9 +34,16 @@ Endpoints::
     POST /v1/databases/demo/query                    Notion style: {start_cursor, page_size} -> next_cursor, has_more
     GET  /v1/customers?limit=10&starting_after=<id>  Stripe style: the last record's id is the cursor, has_more
     GET  /api/v2/incremental/tickets/cursor.json     Zendesk style export: after_url repeats at end_of_stream
+    GET  /tenants/<tenant>/v1/accounts?page=1&per_page=10   one tenant's accounts (acme, globex, initech), each
+                                                     tenant with its own data; needs the tenant's credentials
+                                                     (HTTP Basic: login <tenant>, password <tenant>-demo-token)
     POST /_demo/mutate   {"changed": 25, "removed": 5, "added": 10}
     POST /_demo/reset
     GET  /_demo/health
+
+The tenants share their account ids (``1..n``) but not their data, as the customers of one SaaS API do: a sync
+with one connection per tenant (``connections:``) lands them side by side. ``remove_tenant_accounts`` and
+``fail_tenant_page`` change one tenant's data or make one of its pages fail.
 
 Run ``python -m devtools.demo_api --port 8700 --records 3000`` to serve until interrupted; ``--latency 0.02``
 delays every response by 20 ms, like a remote API (each connection waits on its own).
@@ -56,14 +63,15 @@ import socket
 import sys
 import threading
 import time
-from collections.abc import Callable
+import zlib
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any, ClassVar, Self, cast
 from urllib.parse import parse_qs, urlsplit
 
-__all__ = ["DemoApi", "main"]
+__all__ = ["TENANT_ACCOUNTS", "DemoApi", "main", "tenant_connections", "tenant_token"]
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +83,10 @@ STYLE_DEFAULT_LIMIT = 50
 NOTION_MAX_PAGE_SIZE = 100
 CONTACTS_DEFAULT_LIMIT = 10
 OBJECTS_DEFAULT_PER_PAGE = 50
+TENANT_ACCOUNTS = {"acme": 45, "globex": 30, "initech": 20}
+"""The demo's tenants and how many accounts each has."""
+TENANTS_DEFAULT_PER_PAGE = 10
+_PLANS = ("free", "team", "business", "enterprise")
 
 _MASK64 = (1 << 64) - 1
 _CONSONANTS = "bdfgklmnprstvz"
@@ -207,6 +219,7 @@ _MUTATION_EPOCH = 1735689600  # 2025-01-01T00:00:00Z: every mutation happens aft
 _YEAR_SECONDS = 365 * 24 * 3600
 _GENERATION_SECONDS = 3600
 
+_TENANT_RE = re.compile(r"/tenants/(?P<tenant>[a-z]+)/v1/accounts")
 _CURSOR_RE = re.compile(r"o:(0|[1-9][0-9]{0,11})")
 _DETAIL_RE = re.compile(r"(?P<base>/api/v2/pokemon|/pokemon|/crm/v3/objects/contacts|/v1/objects)/(?P<id>\d+)")
 _DETAIL_DATASET = {
@@ -285,6 +298,40 @@ def _decode_cursor(cursor: str) -> int:
     if match is None:
         raise _BadRequestError(f"invalid cursor: {cursor!r}")
     return int(match.group(1))
+
+
+def tenant_token(tenant: str) -> str:
+    """The password of ``tenant``'s credentials (its login is the tenant's name)."""
+    return f"{tenant}-demo-token"
+
+
+def tenant_connections(api_url: str) -> dict[str, str]:
+    """Airflow connections of the demo's tenants as environment variables: ``AIRFLOW_CONN_DEMO_TENANT_<NAME>``, each
+    with its tenant's host path (``<api_url>/tenants/<name>``) and credentials."""
+    return {
+        f"AIRFLOW_CONN_DEMO_TENANT_{tenant.upper()}": json.dumps(
+            {
+                "conn_type": "nango",
+                "host": f"{api_url}/tenants/{tenant}",
+                "login": tenant,
+                "password": tenant_token(tenant),
+            }
+        )
+        for tenant in TENANT_ACCOUNTS
+    }
+
+
+def _basic_auth(headers: Mapping[str, str]) -> tuple[str, str] | None:
+    """``(login, password)`` of an ``Authorization: Basic`` header, or ``None``."""
+    value = next((item for name, item in headers.items() if name.lower() == "authorization"), "")
+    scheme, _, encoded = value.partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        login, _, password = base64.b64decode(encoded, validate=True).decode().partition(":")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    return login, password
 
 
 def _int_param(query: dict[str, list[str]], name: str, default: int, minimum: int) -> int:
@@ -402,7 +449,7 @@ class _Handler(BaseHTTPRequestHandler):
             time.sleep(api.latency)  # a remote API's round trip; each connection waits on its own
         headers: dict[str, str] = {}
         try:
-            status, payload, headers = api.respond(method, self.path, body)
+            status, payload, headers = api.respond(method, self.path, body, dict(self.headers.items()))
         except Exception:  # a bug must not kill the connection silently
             logger.exception("demo API failed on %s %s", method, self.path)
             status, payload = 500, _dumps({"error": "internal server error"})
@@ -458,6 +505,8 @@ class DemoApi:
         self._born: dict[int, int] = {}
         self._next_id = 1
         self._generation = 0
+        self._tenant_removed: dict[str, set[int]] = {}
+        self._tenant_failures: dict[tuple[str, int], int] = {}
         self.reset()
 
     # ------------------------------------------------------------------ lifecycle
@@ -522,6 +571,8 @@ class DemoApi:
             self._born = {}
             self._next_id = self._records + 1
             self._generation = 0
+            self._tenant_removed = {tenant: set() for tenant in TENANT_ACCOUNTS}
+            self._tenant_failures = {}
 
     def mutate(self, changed: int = 25, removed: int = 5, added: int = 10) -> dict[str, int]:
         """Change, remove and add records in all three data sets, deterministically.
@@ -560,6 +611,16 @@ class DemoApi:
                 "total": len(self._ids),
                 "generation": generation,
             }
+
+    def remove_tenant_accounts(self, tenant: str, ids: list[int]) -> None:
+        """Remove accounts of one tenant only (the other tenants keep theirs, same ids included)."""
+        with self._lock:
+            self._tenant_removed[tenant].update(ids)
+
+    def fail_tenant_page(self, tenant: str, page: int, times: int = 1) -> None:
+        """Answer 503 to the next ``times`` requests for ``page`` of ``tenant``'s accounts."""
+        with self._lock:
+            self._tenant_failures[(tenant, page)] = times
 
     def _forget(self, record_id: int) -> None:
         for cache in self._caches.values():
@@ -700,11 +761,19 @@ class DemoApi:
         status, payload, _ = self.respond(method, target, body)
         return status, payload
 
-    def respond(self, method: str, target: str, body: bytes = b"") -> tuple[int, bytes, dict[str, str]]:
+    def respond(
+        self, method: str, target: str, body: bytes = b"", headers: Mapping[str, str] | None = None
+    ) -> tuple[int, bytes, dict[str, str]]:
         """Answer one request: the HTTP status, the JSON body bytes and the extra headers (``Link``)."""
         parts = urlsplit(target)
         path = parts.path.rstrip("/") or "/"
         query = parse_qs(parts.query, keep_blank_values=True)
+        if (tenant := _TENANT_RE.fullmatch(path)) is not None and method == "GET":
+            try:
+                status, payload = self._tenant_accounts(tenant.group("tenant"), query, headers or {})
+            except _BadRequestError as exc:
+                return 400, _dumps({"error": str(exc)}), {}
+            return status, _dumps(payload), {}
         routes: dict[tuple[str, str], Callable[[dict[str, list[str]], bytes], tuple[int, JsonDict]]] = {
             ("GET", "/api/v2/pokemon"): self._pokemon_list,
             ("GET", "/crm/v3/objects/contacts"): self._contacts_list,
@@ -794,6 +863,36 @@ class DemoApi:
             "returned": {"data": {"objects": objects}},
             "meta": {"next_page": next_page},
         }
+
+    def _tenant_accounts(
+        self, tenant: str, query: dict[str, list[str]], headers: Mapping[str, str]
+    ) -> tuple[int, JsonDict]:
+        """One tenant's accounts, page by page; only with that tenant's credentials."""
+        if tenant not in TENANT_ACCOUNTS:
+            return 404, {"error": f"no tenant {tenant!r}"}
+        if _basic_auth(headers) != (tenant, tenant_token(tenant)):
+            return 401, {"error": f"the credentials are not those of tenant {tenant!r}"}
+        page = _int_param(query, "page", 1, 1)
+        per_page = min(_int_param(query, "per_page", TENANTS_DEFAULT_PER_PAGE, 1), MAX_PAGE_SIZE)
+        with self._lock:
+            failures = self._tenant_failures.get((tenant, page), 0)
+            if failures:
+                self._tenant_failures[(tenant, page)] = failures - 1
+                return 503, {"error": "try again later"}
+            ids = [n for n in range(1, TENANT_ACCOUNTS[tenant] + 1) if n not in self._tenant_removed[tenant]]
+        start = (page - 1) * per_page
+        salt = zlib.crc32(tenant.encode())
+        accounts = [
+            {
+                "id": n,
+                "tenant": tenant,
+                "name": f"{tenant.capitalize()} account {n}",
+                "plan": _PLANS[_mix(salt ^ n) % len(_PLANS)],
+                "seats": 1 + (_mix(salt ^ n) >> 8) % 500,
+            }
+            for n in ids[start : start + per_page]
+        ]
+        return 200, {"accounts": accounts, "next_page": page + 1 if start + per_page < len(ids) else None}
 
     # ------------------------------------------------------------------ the objects in other APIs' paging styles
 

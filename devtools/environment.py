@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from devtools.demo_api import DemoApi
+from devtools.demo_api import DemoApi, tenant_connections
 from devtools.embedded_postgres import EmbeddedPostgres
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,6 +52,7 @@ def local_environment(api_records: int = 3000, api_port: int = 0) -> Iterator[Lo
             "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
             "AIRFLOW_CONN_POSTGRES_DEFAULT": postgres.uri,
             "AIRFLOW_CONN_NANGO_DEMO_API": json.dumps({"conn_type": "nango", "host": api.url}),
+            **tenant_connections(api.url),
             "NANGO_SYNCS_PATH": str(EXAMPLES / "syncs"),
             "PYTHONWARNINGS": "ignore",
             "PATH": os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")]),

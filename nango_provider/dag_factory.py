@@ -83,16 +83,37 @@ def build_dag(definition: SyncDefinition, **dag_kwargs: Any) -> DAG:
         "params": _params(definition),
         **dag_kwargs,
     }
+    task_kwargs: dict[str, Any] = {
+        "task_id": "sync",
+        "full_refresh": "{{ params.full_refresh }}",
+        "max_total": "{{ params.max_total }}",
+        "pre_execute": refuse_unknown_run_params,
+        "outlets": [sync_asset(".".join(definition.qualified_table), definition.postgres_conn_id)],
+    }
     with DAG(**options) as dag:
-        NangoSyncOperator.from_definition(
-            definition,
-            task_id="sync",
-            full_refresh="{{ params.full_refresh }}",
-            max_total="{{ params.max_total }}",
-            pre_execute=refuse_unknown_run_params,
-            outlets=[sync_asset(".".join(definition.qualified_table), definition.postgres_conn_id)],
-        )
+        if definition.connections is None:
+            NangoSyncOperator.from_definition(definition, **task_kwargs)
+        else:
+            _sync_per_connection(definition, task_kwargs)
     return dag
+
+
+def _sync_per_connection(definition: SyncDefinition, task_kwargs: dict[str, Any]) -> None:
+    """One mapped task per connection, shown by its connection id; a template's list is rendered when the DAG
+    runs, by a task of its own (``connections``), so the list can change without a change to any file."""
+    connections: Any = definition.connections
+    if isinstance(connections, str):
+        from nango_provider.operators.connections import NangoConnectionsOperator
+
+        connections = NangoConnectionsOperator(
+            task_id="connections", sync_name=definition.name, connections=connections, retries=0
+        ).output
+    else:
+        connections = list(connections)
+    partial = NangoSyncOperator.partial_from_definition(
+        definition, map_index_template="{{ task.connection }}", **task_kwargs
+    )
+    partial.expand(connection=connections)
 
 
 def nango_sync(name: str, url: str, **fields: Any) -> DAG:

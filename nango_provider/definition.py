@@ -12,7 +12,7 @@ import difflib
 import json
 import math
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
@@ -81,6 +81,8 @@ MAX_HEADERS_BYTES: Final = 16_384
 MAX_QUERY_BYTES: Final = 16_384
 MAX_URL_LENGTH: Final = 8_192
 MAX_CONN_ID_LENGTH: Final = 250
+MAX_CONNECTIONS: Final = 1024
+"""How many connections one sync may name: Airflow's default ``max_map_length`` (mapped tasks per task)."""
 CONN_ID = re.compile(r"^[\w#!()\-.:/\\]+$")
 """What Airflow accepts as a connection id (``airflow.models.connection.RE_SANITIZE_CONN_ID``)."""
 HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
@@ -113,6 +115,7 @@ class SyncDefinition:
     frequency: Schedule = DEFAULT_FREQUENCY  # duration (``15m``), cron, preset (``@daily``) or null
     table: str | None = None  # ``schema.table`` or ``table``; default ``nango.<name>``
     http_conn_id: str | None = None  # Airflow connection with the API's host, auth and default headers
+    connections: tuple[str, ...] | str | None = None  # several such connections, one mapped task each (or a template)
     postgres_conn_id: str = "postgres_default"  # Airflow connection of the target database
     max_total: int | None = None  # stop after this many records (the run then marks nothing as deleted)
     request_retries: int = 5  # retries of one request on 429, 5xx, resets, timeouts and truncated bodies
@@ -196,6 +199,35 @@ class SyncDefinition:
         return _Validator(name, source).build(fields)
 
 
+def parse_connections(value: Any, fail: Callable[[str], SyncDefinitionError]) -> tuple[str, ...]:
+    """``value`` as connection ids: a non-empty list (or the JSON text of one, as a template renders it) of at most
+    :data:`MAX_CONNECTIONS` distinct Airflow connection ids; ``fail(message)`` builds the error."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise fail(
+                f"expected a list of connection ids (JSON text of a list), got the text {value[:80]!r}"
+            ) from None
+    if not isinstance(value, list | tuple):
+        raise fail(f"expected a list of connection ids, got {type(value).__name__}")
+    if not value:
+        raise fail("expected at least one connection id, got an empty list")
+    if len(value) > MAX_CONNECTIONS:
+        raise fail(f"expected at most {MAX_CONNECTIONS} connections (one mapped task each), got {len(value)}")
+    seen: set[str] = set()
+    for item in value:
+        if not isinstance(item, str) or len(item) > MAX_CONN_ID_LENGTH or not CONN_ID.fullmatch(item):
+            raise fail(
+                f"expected Airflow connection ids (at most {MAX_CONN_ID_LENGTH} letters, digits and _#!()-.:/\\), "
+                f"got {str(item)[:80]!r}"
+            )
+        if item in seen:
+            raise fail(f"connection {item!r} is listed twice: each connection is synced once")
+        seen.add(item)
+    return tuple(value)
+
+
 DERIVED_FIELDS: Final = frozenset({"name", "frequency_text"})
 """Fields of :class:`SyncDefinition` that are not written as fields of a definition."""
 FIELD_NAMES: Final = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in DERIVED_FIELDS)
@@ -233,9 +265,10 @@ class _Validator:
         values = _DEFAULTS | given
         method = self.method(values["method"])
         http_conn_id = self.optional_text(values, "http_conn_id")
+        connections = self.connections(values.get("connections"), http_conn_id)
         definition = SyncDefinition(
             name=self.name,
-            url=self.url(values["url"], http_conn_id),
+            url=self.url(values["url"], http_conn_id or connections),
             method=method,
             headers=self.headers(values.get("headers")),
             query_params=self.query_params(values.get("query_params")),
@@ -250,6 +283,7 @@ class _Validator:
             frequency_text=_written_frequency(values["frequency"]),
             table=self.table(values.get("table")),
             http_conn_id=http_conn_id,
+            connections=connections,
             postgres_conn_id=self.required_text(values, "postgres_conn_id"),
             max_total=self.positive_int(values, "max_total", maximum=MAX_BIGINT),
             request_retries=self.positive_int(values, "request_retries", minimum=0, maximum=MAX_REQUEST_RETRIES),
@@ -268,6 +302,7 @@ class _Validator:
         )
         self.check_paging(definition)
         self.check_incremental(definition)
+        self.check_connections(definition)
         return definition
 
     def check_name(self) -> None:
@@ -302,7 +337,40 @@ class _Validator:
             raise self.fail("method", f"expected one of {', '.join(METHODS)} (any case), got {value!r}")
         return value.upper()
 
-    def url(self, value: Any, http_conn_id: str | None) -> str:
+    def connections(self, value: Any, http_conn_id: str | None) -> tuple[str, ...] | str | None:
+        """A list of distinct connection ids, or a template that renders to one (checked when it is rendered)."""
+        if value is None:
+            return None
+        if http_conn_id is not None:
+            raise self.fail(
+                "connections",
+                "give either http_conn_id (one connection) or connections (one mapped task per connection), not both",
+            )
+        if isinstance(value, str):
+            self.check_text("connections", value, MAX_URL_LENGTH)
+            if "{{" not in value:
+                raise self.fail(
+                    "connections",
+                    f"expected a list of connection ids, or a template rendering to one "
+                    f'("{{{{ var.json.tenants }}}}"), got the text {value[:80]!r}',
+                )
+            return value
+        return parse_connections(value, lambda message: self.fail("connections", message))
+
+    def check_connections(self, definition: SyncDefinition) -> None:
+        """Rows of several connections are told apart by their key: a keyed, untyped table."""
+        if definition.connections is None:
+            return
+        if definition.unique_key is None:
+            raise self.fail(
+                "connections",
+                "needs unique_key: rows are keyed by (connection, unique key), and without a key each connection's "
+                "run would replace the whole table",
+            )
+        if definition.auto_mapping:
+            raise self.fail("connections", "cannot be combined with auto_mapping: true (typed columns) yet")
+
+    def url(self, value: Any, http_conn_id: str | tuple[str, ...] | None) -> str:
         if not isinstance(value, str) or not value.strip():
             raise self.fail("url", f"expected a non-empty string, got {value!r}")
         self.check_text("url", value, MAX_URL_LENGTH)
@@ -321,8 +389,8 @@ class _Validator:
         elif http_conn_id is None:
             raise self.fail(
                 "url",
-                f"{shown!r} is relative: set http_conn_id to the connection that holds the API's host, "
-                "or write an absolute http(s):// URL",
+                f"{shown!r} is relative: set http_conn_id (or connections) to the connection that holds the API's "
+                "host, or write an absolute http(s):// URL",
             )
         return value
 

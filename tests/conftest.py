@@ -26,7 +26,7 @@ os.environ.update(
     }
 )
 
-from devtools.demo_api import DemoApi  # noqa: E402
+from devtools.demo_api import DemoApi, tenant_connections  # noqa: E402
 from devtools.embedded_postgres import EmbeddedPostgres  # noqa: E402
 from devtools.stock_postgres import StockPostgres  # noqa: E402
 from tests.fixture_server import FixtureServer  # noqa: E402
@@ -129,7 +129,10 @@ def _demo_api() -> Iterator[DemoApi]:
 
 @pytest.fixture
 def demo_api(_demo_api: DemoApi, monkeypatch: pytest.MonkeyPatch) -> DemoApi:
-    """The local demo API (reset to its initial data), reachable as connection ``nango_demo_api``."""
+    """The local demo API (reset to its initial data), reachable as connection ``nango_demo_api``; its tenants as
+    ``demo_tenant_acme``, ``demo_tenant_globex`` and ``demo_tenant_initech``."""
     _demo_api.reset()
     monkeypatch.setenv("AIRFLOW_CONN_NANGO_DEMO_API", json.dumps({"conn_type": "nango", "host": _demo_api.url}))
+    for name, value in tenant_connections(_demo_api.url).items():
+        monkeypatch.setenv(name, value)
     return _demo_api

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseOperator
 from airflow.sdk.exceptions import AirflowFailException, AirflowNotFoundException
 
-from nango_provider.definition import DEFAULT_SCHEMA, SyncDefinition, default_of
+from nango_provider.definition import CONN_ID, DEFAULT_SCHEMA, SyncDefinition, default_of
 from nango_provider.exceptions import NangoError, SyncDefinitionError
 from nango_provider.incremental import Incremental
 from nango_provider.paging import Paging
@@ -36,7 +36,7 @@ OPERATOR_FIELDS = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.
 _MAPPING_FIELDS = ("headers", "query_params", "metadata")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
-_Execute = Callable[["NangoSyncOperator", Any], dict[str, int]]
+_Execute = Callable[["NangoSyncOperator", Any], dict[str, Any]]
 
 
 def _hopeless_errors_fail_without_retry(execute: _Execute) -> _Execute:
@@ -44,7 +44,7 @@ def _hopeless_errors_fail_without_retry(execute: _Execute) -> _Execute:
     a record without its key) turned into Airflow's fail-without-retry; retryable ones keep the task's retries."""
 
     @functools.wraps(execute)
-    def run(operator: NangoSyncOperator, context: Any) -> dict[str, int]:
+    def run(operator: NangoSyncOperator, context: Any) -> dict[str, Any]:
         try:
             return execute(operator, context)
         except NangoError as error:
@@ -72,6 +72,11 @@ class NangoSyncOperator(BaseOperator):
         and the rows in ``nango._nango_jobs``. Defaults to the task id.
     :param full_refresh: ignore a saved checkpoint of this run and start from the first page.
     :param soft_delete: the original product's spelling: ``True`` is ``deletes="soft"``, ``False`` is ``"keep"``.
+    :param connections: the sync's HTTP connections, when it has several (a list, or a template rendering to one);
+        each runs as one mapped task: ``NangoSyncOperator.partial(..., connections=[...]).expand(connection=[...])``.
+    :param connection: the connection this task syncs (one of ``connections``; usually the mapped argument):
+        its host and credentials apply as ``http_conn_id``'s do, and the rows are keyed by (connection, unique
+        key) in the column ``_nango_connection_id``.
     """
 
     template_fields: Sequence[str] = (
@@ -97,6 +102,8 @@ class NangoSyncOperator(BaseOperator):
         incremental: Mapping[str, Any] | Incremental | None = None,
         table: str | None = None,
         http_conn_id: str | None = None,
+        connections: Sequence[str] | str | None = None,
+        connection: str | None = None,
         postgres_conn_id: str | None = None,
         max_total: int | str | None = None,
         full_refresh: bool | str = False,
@@ -126,6 +133,8 @@ class NangoSyncOperator(BaseOperator):
         self.incremental = incremental
         self.table = table
         self.http_conn_id = http_conn_id
+        self.connections = connections
+        self.connection = connection
         self.postgres_conn_id = postgres_conn_id
         self.max_total = max_total
         self.full_refresh = full_refresh
@@ -145,6 +154,15 @@ class NangoSyncOperator(BaseOperator):
         """An operator for an already validated definition; ``kwargs`` are BaseOperator arguments or overrides."""
         fields = {name: getattr(definition, name) for name in OPERATOR_FIELDS}
         return cls(sync_name=definition.name, **(fields | kwargs))
+
+    @classmethod
+    def partial_from_definition(cls, definition: SyncDefinition, **kwargs: Any) -> Any:
+        """``from_definition`` for a sync with several ``connections``: the partial operator, to be expanded over
+        its connections (``.expand(connection=...)``, one mapped task per connection)."""
+        fields = {name: getattr(definition, name) for name in OPERATOR_FIELDS}
+        if isinstance(fields["connections"], tuple):
+            fields["connections"] = list(fields["connections"])
+        return cls.partial(sync_name=definition.name, **(fields | kwargs))
 
     def _do_render_template_fields(
         self, parent: Any, template_fields: Any, context: Any, jinja_env: Any, seen_oids: set[int]
@@ -176,11 +194,43 @@ class NangoSyncOperator(BaseOperator):
         fields["body"] = _json_from_text(self.body)
         fields["max_total"] = _optional_int(self.max_total)
         fields["soft_delete"] = self.soft_delete
-        return SyncDefinition.from_mapping(self.sync_name, {**fields, "frequency": None}, source=self._source)
+        if self.connection is not None and fields["connections"] is None:
+            fields["connections"] = [self.connection]  # checked as a sync with connections is
+        definition = SyncDefinition.from_mapping(self.sync_name, {**fields, "frequency": None}, source=self._source)
+        self._check_connection(definition)
+        return definition
+
+    def _check_connection(self, definition: SyncDefinition) -> None:
+        """A sync with ``connections`` runs one task per connection: this task's must be one of them."""
+        if definition.connections is None:
+            return
+        if self.connection is None:
+            raise SyncDefinitionError(
+                self.sync_name,
+                "connections",
+                "each connection runs as its own mapped task: expand the operator over them "
+                "(NangoSyncOperator.partial(..., connections=[...]).expand(connection=[...])), as the DAG factory does",
+                source=self._source,
+            )
+        if not isinstance(self.connection, str) or not CONN_ID.fullmatch(self.connection):
+            raise SyncDefinitionError(
+                self.sync_name,
+                "connection",
+                f"expected an Airflow connection id, got {self.connection!r}",
+                source=self._source,
+            )
+        if isinstance(definition.connections, tuple) and self.connection not in definition.connections:
+            raise SyncDefinitionError(
+                self.sync_name,
+                "connection",
+                f"{self.connection!r} is not one of the sync's connections {list(definition.connections)}",
+                source=self._source,
+            )
 
     @_hopeless_errors_fail_without_retry
-    def execute(self, context: Any) -> dict[str, int]:
-        """Run the sync and return its counts: pages, fetched, added, updated, unchanged, deleted."""
+    def execute(self, context: Any) -> dict[str, Any]:
+        """Run the sync and return its counts: pages, fetched, added, updated, unchanged, deleted (and
+        ``connection_id``, the connection it synced, for a sync with several)."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk.exceptions import AirflowTaskTerminated
 
@@ -191,12 +241,13 @@ class NangoSyncOperator(BaseOperator):
         from nango_provider.store.postgres import PostgresStore, RunIdentity
 
         definition, full_refresh = self._rendered_settings(context)
-        hook = NangoHook(definition.http_conn_id)
+        connection = self.connection if definition.connections is not None else None
+        hook = NangoHook(connection or definition.http_conn_id)
         _mask(hook.secrets(definition))
         ti = context["ti"]
-        run = RunIdentity(definition.name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number)
+        run = RunIdentity(definition.name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number, connection)
         postgres = PostgresHook(postgres_conn_id=definition.postgres_conn_id)
-        store = PostgresStore(postgres.get_conn, definition)  # type: ignore[arg-type]  # psycopg 3 on Airflow 3.3
+        store = PostgresStore(postgres.get_conn, definition, connection_id=connection)  # type: ignore[arg-type]
         self._cancellation = cancellation = Cancellation()
         try:
             outcome = execute_sync(
@@ -206,10 +257,12 @@ class NangoSyncOperator(BaseOperator):
             raise AirflowTaskTerminated(str(cancelled)) from cancelled  # Airflow fails it without a retry
         finally:
             self._cancellation = None
-        self._describe_outlet_events(context, definition, outcome)
-        return outcome.counts
+        self._describe_outlet_events(context, definition, outcome, connection)
+        return outcome.counts if connection is None else {**outcome.counts, "connection_id": connection}
 
-    def _describe_outlet_events(self, context: Any, definition: SyncDefinition, outcome: RunOutcome) -> None:
+    def _describe_outlet_events(
+        self, context: Any, definition: SyncDefinition, outcome: RunOutcome, connection: str | None = None
+    ) -> None:
         """Put the run's counts and time window in the extra of the event of the sync's Asset (when it is one of
         the task's outlets), for downstream DAGs scheduled on it (:mod:`nango_provider.changes`)."""
         from nango_provider.dag_factory import sync_asset
@@ -218,7 +271,10 @@ class NangoSyncOperator(BaseOperator):
         asset = sync_asset(table, definition.postgres_conn_id)
         if not any(getattr(outlet, "uri", None) == asset.uri for outlet in self.outlets):
             return
-        context["outlet_events"][asset].extra.update(outcome.event_extra(definition.name, table, definition.deletes))
+        extra = outcome.event_extra(definition.name, table, definition.deletes)
+        if connection is not None:
+            extra["connection_id"] = connection
+        context["outlet_events"][asset].extra.update(extra)
 
     def on_kill(self) -> None:
         """Stop a running sync: Airflow calls this on SIGTERM, in the task's main thread (a signal handler), so it
@@ -244,7 +300,8 @@ class NangoSyncOperator(BaseOperator):
         from nango_provider.store.postgres import RunIdentity, record_failed_start
 
         ti = context["ti"]
-        run = RunIdentity(self.sync_name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number)
+        connection = self.connection if isinstance(self.connection, str) else None
+        run = RunIdentity(self.sync_name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number, connection)
         table = self.table if isinstance(self.table, str) else f"{DEFAULT_SCHEMA}.{self.sync_name}"
         conn_id = self.postgres_conn_id if isinstance(self.postgres_conn_id, str) else default_of("postgres_conn_id")
         try:

@@ -1,5 +1,6 @@
-"""The columns a sync's table has besides the bookkeeping ones: ``_nango_metadata`` (the sync's ``metadata``) and,
-with ``auto_mapping``, a typed column per scalar field of the records and of the metadata.
+"""The columns a sync's table has besides the bookkeeping ones: ``_nango_connection_id`` (a sync with several
+``connections``), ``_nango_metadata`` (the sync's ``metadata``) and, with ``auto_mapping``, a typed column per
+scalar field of the records and of the metadata.
 
 Every typed column is known in ``nango._nango_columns`` (its origin, JSON path, name and type; paths that only
 held objects are known there too, without a column). A page's shape (:mod:`.inference`) is compared with what is
@@ -46,10 +47,19 @@ class Column:
 class TableColumns:
     """The extra columns of one sync's table during a run: metadata, typed columns, and how a write fills them."""
 
-    def __init__(self, table: sql.Identifier, table_text: str, *, metadata: Mapping[str, Any], auto: bool) -> None:
+    def __init__(
+        self,
+        table: sql.Identifier,
+        table_text: str,
+        *,
+        metadata: Mapping[str, Any],
+        auto: bool,
+        connection_id: str | None = None,
+    ) -> None:
         self.table = table
         self.table_text = table_text
         self.auto = auto
+        self.connection_id = connection_id
         self.metadata_json = _ENCODER.encode(dict(metadata)).decode() if metadata else None
         self.columns: dict[tuple[str, Path], Column] = {}
         self._taken: set[str] = set()
@@ -67,7 +77,21 @@ class TableColumns:
         """The parameters the write statements take: the metadata, and the JSON path of each typed column (as
         parameters, never in the statement's text)."""
         paths = {f"nango_path_{number}": list(column.path) for number, column in enumerate(self._typed())}
-        return {"metadata": self.metadata_json, **paths}
+        return {"metadata": self.metadata_json, "nango_connection": self.connection_id, **paths}
+
+    def conflict_target(self) -> sql.Composable:
+        """The key an upsert's ``ON CONFLICT`` names: the unique key, with the connection first when rows are keyed
+        by connection."""
+        if self.connection_id is None:
+            return sql.SQL("(_nango_unique_key)")
+        return sql.SQL("(_nango_connection_id, _nango_unique_key)")
+
+    def scope(self, alias: str) -> sql.Composable:
+        """``AND <alias>._nango_connection_id = <this connection>`` when rows are keyed by connection (a run only
+        compares, counts and deletes its own connection's rows), else nothing."""
+        if self.connection_id is None:
+            return sql.SQL("")
+        return sql.SQL(" AND {}._nango_connection_id = %(nango_connection)s").format(sql.Identifier(alias))
 
     def prepare(self, cursor: psycopg.Cursor[Any], *, created: bool) -> None:
         """At the start of a run, under the table's lock: add ``_nango_metadata`` if needed; with typed columns,
@@ -145,6 +169,8 @@ class TableColumns:
     def insert_values(self, record: sql.Composable) -> sql.Composable:
         """``, %(metadata)s::jsonb, (d #>> '{a}')::bigint, ...``: their values, the record's JSON being ``record``."""
         values: list[sql.Composable] = []
+        if self.connection_id is not None:
+            values.append(sql.SQL("%(nango_connection)s"))
         if self._metadata_column:
             values.append(sql.SQL("%(metadata)s::jsonb"))
         metadata = sql.SQL("%(metadata)s::jsonb")
@@ -158,10 +184,12 @@ class TableColumns:
         return sql.SQL("").join(
             sql.SQL(", {} = EXCLUDED.{}").format(sql.Identifier(name), sql.Identifier(name))
             for name in self._written_names()
+            if name != "_nango_connection_id"  # part of the conflict key: never changes
         )
 
     def _written_names(self) -> list[str]:
-        names = ["_nango_metadata"] if self._metadata_column else []
+        names = ["_nango_connection_id"] if self.connection_id is not None else []
+        names += ["_nango_metadata"] if self._metadata_column else []
         return names + [column.name for column in self._typed() if column.name]
 
     def _typed(self) -> list[Column]:

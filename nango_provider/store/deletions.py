@@ -17,13 +17,13 @@ SELECT unnest(keys) AS key FROM nango._nango_seen_keys WHERE run_key = %(run)s
 """
 _MARK_DELETED: Final = """
 UPDATE {table} AS t SET _nango_deleted_at = now()
-WHERE t._nango_deleted_at IS NULL AND t._nango_first_seen_at < %(started)s
+WHERE t._nango_deleted_at IS NULL AND t._nango_first_seen_at < %(started)s{scope}
   AND NOT EXISTS (SELECT 1 FROM pg_temp._nango_seen s WHERE s.key = t._nango_unique_key)
 """
 _REMOVE_UNSEEN: Final = """
 WITH removed AS (
     DELETE FROM {table} AS t
-    WHERE t._nango_first_seen_at < %(started)s
+    WHERE t._nango_first_seen_at < %(started)s{scope}
       AND NOT EXISTS (SELECT 1 FROM pg_temp._nango_seen s WHERE s.key = t._nango_unique_key)
     RETURNING t._nango_deleted_at IS NULL AS live
 )
@@ -55,10 +55,17 @@ SELECT count(*) FROM inserted
 
 
 def mark_deleted(
-    cursor: psycopg.Cursor[Any], table: sql.Composable, run: RunIdentity, state: RunState, *, remove: bool = False
+    cursor: psycopg.Cursor[Any],
+    table: sql.Composable,
+    run: RunIdentity,
+    state: RunState,
+    *,
+    remove: bool = False,
+    columns: TableColumns | None = None,
 ) -> int:
     """Soft-delete the live rows this complete run did not see (or, with ``remove``, delete every row it did not
-    see, soft-deleted ones included); how many live rows went."""
+    see, soft-deleted ones included); how many live rows went. With rows keyed by connection (``columns``), only
+    rows of the run's connection are considered."""
     if not state.track_seen:
         return 0  # the table was empty when the run started: every row in it was seen by this run
     cursor.execute(
@@ -72,8 +79,10 @@ def mark_deleted(
     cursor.execute(_SEEN_KEYS, {"run": run.run_key})
     cursor.execute("ANALYZE pg_temp._nango_seen")
     cursor.execute("SET LOCAL work_mem = '64MB'")  # the hash of every key seen stays in memory
-    statement = sql.SQL(_REMOVE_UNSEEN if remove else _MARK_DELETED).format(table=table)
-    cursor.execute(statement, {"started": state.run_started_at})
+    scope = columns.scope("t") if columns is not None else sql.SQL("")
+    statement = sql.SQL(_REMOVE_UNSEEN if remove else _MARK_DELETED).format(table=table, scope=scope)
+    connection = columns.connection_id if columns is not None else None
+    cursor.execute(statement, {"started": state.run_started_at, "nango_connection": connection})
     return one_value(cursor) if remove else cursor.rowcount
 
 

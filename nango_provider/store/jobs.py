@@ -31,18 +31,21 @@ ABANDONED_MESSAGE: Final = (
 
 @dataclass(frozen=True)
 class RunIdentity:
-    """Who is running: the Airflow coordinates of one task run (all tries share ``run_key``)."""
+    """Who is running: the Airflow coordinates of one task run (all tries share ``run_key``), and the connection
+    it syncs when its sync has several (``connections``: one mapped task each)."""
 
     sync_name: str
     dag_id: str
     task_id: str
     run_id: str
     try_number: int = 1
+    connection_id: str | None = None
 
     @property
     def run_key(self) -> str:
         """Identifies the run across tries: the checkpoint a retry resumes from is stored under it."""
-        return f"{self.dag_id}/{self.task_id}/{self.run_id}"
+        key = f"{self.dag_id}/{self.task_id}/{self.run_id}"
+        return key if self.connection_id is None else f"{key}/{self.connection_id}"
 
 
 @dataclass
@@ -74,8 +77,8 @@ def open_job(cursor: psycopg.Cursor[Any], run: RunIdentity, table: str, state: R
     """Insert the run's job row as ``running`` (with the counts it resumes from); its id."""
     cursor.execute(
         """INSERT INTO nango._nango_jobs (sync_name, dag_id, task_id, run_id, try_number, target_table,
-               status, resumed_from_page, pages, fetched, added, updated, unchanged)
-           VALUES (%s, %s, %s, %s, %s, %s, 'running', %s, %s, %s, %s, %s, %s) RETURNING id""",
+               connection_id, status, resumed_from_page, pages, fetched, added, updated, unchanged)
+           VALUES (%s, %s, %s, %s, %s, %s, %s, 'running', %s, %s, %s, %s, %s, %s) RETURNING id""",
         (
             run.sync_name,
             run.dag_id,
@@ -83,6 +86,7 @@ def open_job(cursor: psycopg.Cursor[Any], run: RunIdentity, table: str, state: R
             run.run_id,
             run.try_number,
             table,
+            run.connection_id,
             state.next_page if state.resumed else None,
             *(state.counts[name] for name in PAGE_COUNT_NAMES),
         ),
@@ -113,15 +117,15 @@ def stop_job(
         return
     cursor.execute(
         """INSERT INTO nango._nango_jobs (sync_name, dag_id, task_id, run_id, try_number,
-               target_table, status, ended_at, error)
-           SELECT %s, %s, %s, %s, %s, %s, %s, now(), %s
+               target_table, connection_id, status, ended_at, error)
+           SELECT %s, %s, %s, %s, %s, %s, %s, %s, now(), %s
            WHERE to_regclass('nango._nango_jobs') IS NOT NULL""",
-        (run.sync_name, run.dag_id, run.task_id, run.run_id, run.try_number, table, status, message),
+        (run.sync_name, run.dag_id, run.task_id, run.run_id, run.try_number, table, run.connection_id, status, message),
     )
 
 
-def abandon_dead_jobs(cursor: psycopg.Cursor[Any], table: str) -> int:
-    """Close as ``abandoned`` every ``running`` row of ``table``; how many.
+def abandon_dead_jobs(cursor: psycopg.Cursor[Any], table: str, connection_id: str | None = None) -> int:
+    """Close as ``abandoned`` every ``running`` row of ``table`` (of its connection ``connection_id``); how many.
 
     Call it only while holding the table's lock and before opening this run's row: every run takes the lock
     before it opens its row and ends its row before it lets the lock go, so a ``running`` row seen by the lock's
@@ -129,8 +133,8 @@ def abandon_dead_jobs(cursor: psycopg.Cursor[Any], table: str) -> int:
     """
     cursor.execute(
         """UPDATE nango._nango_jobs SET status = %s, ended_at = now(), error = %s
-           WHERE target_table = %s AND status = %s""",
-        (ABANDONED, ABANDONED_MESSAGE, table, RUNNING),
+           WHERE target_table = %s AND status = %s AND connection_id IS NOT DISTINCT FROM %s""",
+        (ABANDONED, ABANDONED_MESSAGE, table, RUNNING, connection_id),
     )
     return cursor.rowcount
 

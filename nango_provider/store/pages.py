@@ -23,7 +23,7 @@ WITH written AS (
     INSERT INTO {table} AS t (_nango_unique_key, _nango_data, _nango_hash,
                               _nango_first_seen_at, _nango_updated_at, _nango_last_seen_at{columns})
     SELECT k, {data}, h, now(), now(), now(){values} FROM pg_temp._nango_page AS p{parsed}{skip_unchanged}
-    ON CONFLICT (_nango_unique_key) DO UPDATE SET
+    ON CONFLICT {conflict} DO UPDATE SET
         _nango_data = EXCLUDED._nango_data,
         _nango_hash = EXCLUDED._nango_hash,
         _nango_updated_at = EXCLUDED._nango_updated_at,
@@ -41,7 +41,7 @@ _SKIP_UNCHANGED: Final = """
 -- realistic (no planner setting). ON CONFLICT would lock, and so dirty, every unchanged row it meets.
 -- Only worth it when the table held rows at the start.
 WHERE (
-    SELECT c._nango_hash FROM {table} AS c WHERE c._nango_unique_key = p.k AND c._nango_deleted_at IS NULL
+    SELECT c._nango_hash FROM {table} AS c WHERE c._nango_unique_key = p.k AND c._nango_deleted_at IS NULL{scope}
 ) IS DISTINCT FROM p.h"""
 _SEEN: Final = """,
 seen AS (
@@ -82,13 +82,14 @@ def upsert_page(
     with cursor.copy(COPY_TO_STAGE) as copy:
         copy.write(prepared.copy_text)
     seen = sql.SQL(_SEEN if state.track_seen else "")
-    skip = sql.SQL(_SKIP_UNCHANGED if state.track_seen else "").format(table=table)
+    skip = sql.SQL(_SKIP_UNCHANGED if state.track_seen else "").format(table=table, scope=columns.scope("c"))
     # With extra columns the page's JSON is parsed once per written row (a lateral subquery the planner keeps
     # apart, after the skip of unchanged rows), not once per column.
     parsed = sql.SQL(_PARSED if columns.writes_extra else "")
     data = sql.SQL("x.j" if columns.writes_extra else "d::jsonb")
     upsert = sql.SQL(_UPSERT).format(
         table=table,
+        conflict=columns.conflict_target(),
         seen=seen,
         skip_unchanged=skip,
         data=data,

@@ -20,7 +20,7 @@ from psycopg import pq, sql
 from psycopg.rows import tuple_row
 
 from nango_provider.definition import SyncDefinition
-from nango_provider.exceptions import StoreError
+from nango_provider.exceptions import StoreError, SyncDefinitionError
 from nango_provider.incremental import highest
 from nango_provider.paths import compile_path
 from nango_provider.store import checkpoints, deletions, jobs, marks, owners, pages, schema
@@ -55,17 +55,26 @@ class PostgresStore:
 
     :param connect: returns a new psycopg 3 connection (``PostgresHook(...).get_conn`` in Airflow).
     :param definition: the sync being written.
+    :param connection_id: the HTTP connection this run syncs, when the sync has several (``connections``): its
+        rows are keyed by (connection, unique key), and its lock, deletions and incremental mark are its own.
     """
 
-    def __init__(self, connect: ConnectionFactory, definition: SyncDefinition) -> None:
+    def __init__(
+        self, connect: ConnectionFactory, definition: SyncDefinition, *, connection_id: str | None = None
+    ) -> None:
         self._connect = connect
         self.definition = definition
+        self.connection_id = connection_id
         self.table = sql.Identifier(*definition.qualified_table)
         self.table_text = ".".join(definition.qualified_table)
         self._unique_key = compile_path(definition.unique_key) if definition.unique_key else None
         self._conn: psycopg.Connection[Any] | None = None
         self.columns = TableColumns(
-            self.table, self.table_text, metadata=definition.metadata, auto=definition.auto_mapping
+            self.table,
+            self.table_text,
+            metadata=definition.metadata,
+            auto=definition.auto_mapping,
+            connection_id=connection_id,
         )
         self._table_created = False
 
@@ -145,8 +154,27 @@ class PostgresStore:
 
     def create_tables(self) -> None:
         """Create the bookkeeping tables, the schema and the sync's table if they are missing."""
+        per_connection = self.connection_id is not None
         with self._transaction("creating tables") as cursor:
-            self._table_created = schema.create_tables(cursor, self.definition.schema_name, self.table)
+            self._table_created = schema.create_tables(
+                cursor, self.definition.schema_name, self.table, per_connection=per_connection
+            )
+            if not self._table_created and schema.has_connection_column(cursor, self.table) != per_connection:
+                raise self._key_mismatch(per_connection)
+
+    def _key_mismatch(self, per_connection: bool) -> SyncDefinitionError:
+        """The table keys its rows otherwise than this run would (by connection or not): nothing is written."""
+        if per_connection:
+            found = "keys its rows by unique key alone (a sync with one connection wrote it)"
+        else:
+            found = "keys its rows by (connection, unique key) (a sync with connections wrote it)"
+        return SyncDefinitionError(
+            self.definition.name,
+            "connections",
+            f"the table {self.table_text} {found}; this run would key them "
+            + ("by (connection, unique key)" if per_connection else "by unique key alone")
+            + ": write another table, or move the existing one away (ALTER TABLE ... RENAME)",
+        )
 
     def claim_table(self, run: RunIdentity) -> None:
         """Make ``run``'s task the table's owner if it has none; :class:`TableOwnedError` if another task owns it."""
@@ -159,6 +187,8 @@ class PostgresStore:
         While waiting, ``check`` is called every :data:`LOCK_POLL_SECONDS` (a cancelled run raises there).
         """
         key = f"nango:{self.table_text}"
+        if self.connection_id is not None:  # each connection's run has the table to itself: its rows
+            key = f"{key}:{self.connection_id}"
         waiting = False
         while True:
             check()
@@ -183,7 +213,10 @@ class PostgresStore:
         the mark (``state.since``), and so does every retry of it.
         """
         with self._transaction("starting the run") as cursor:
-            if abandoned := jobs.abandon_dead_jobs(cursor, self.table_text):
+            if self.connection_id is not None:
+                # The runs of other connections start at the same time: one at a time adds a column here.
+                cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (f"nango:{self.table_text}",))
+            if abandoned := jobs.abandon_dead_jobs(cursor, self.table_text, self.connection_id):
                 log(f"closed {abandoned} run(s) of {self.table_text} whose task stopped without ending as abandoned")
             checkpoints.drop_abandoned_runs(cursor, self.table_text, run.run_key)
             self.columns.prepare(cursor, created=self._table_created)
@@ -193,7 +226,7 @@ class PostgresStore:
                 state = self._fresh_state(cursor)
                 incremental = self.definition.incremental
                 if incremental is not None and not full_refresh:
-                    state.since = marks.load_mark(cursor, self.table_text, incremental.record_field)
+                    state.since = marks.load_mark(cursor, self.table_text, incremental.record_field, self.connection_id)
                     state.incremental = state.since is not None
                 checkpoints.save_checkpoint(cursor, run, self.table_text, state)
             state.job_id = jobs.open_job(cursor, run, self.table_text, state)
@@ -262,7 +295,9 @@ class PostgresStore:
                 )
             elif complete and not state.incremental and not keeps_rows:
                 remove = self.definition.deletes == "hard"
-                state.counts["deleted"] = deletions.mark_deleted(cursor, self.table, run, state, remove=remove)
+                state.counts["deleted"] = deletions.mark_deleted(
+                    cursor, self.table, run, state, remove=remove, columns=self.columns
+                )
             if complete:
                 self._move_mark(cursor, state)
             checkpoints.clear_run(cursor, run.run_key)
@@ -278,7 +313,14 @@ class PostgresStore:
             return
         value = highest([state.since, state.high_mark]) if state.incremental else state.high_mark
         if value is not None:
-            marks.save_mark(cursor, self.table_text, self.definition.name, incremental.record_field, value)
+            marks.save_mark(
+                cursor,
+                self.table_text,
+                self.definition.name,
+                incremental.record_field,
+                value,
+                connection_id=self.connection_id,
+            )
 
     def record_stop(self, state: RunState | None, run: RunIdentity, message: str, *, cancelled: bool) -> None:
         """End the job row as ``failed`` (or ``cancelled``) with ``message``; uses a new connection, as the run's
@@ -298,7 +340,10 @@ class PostgresStore:
         # Keys seen are only worth recording when stored rows may have to be marked or removed at the end.
         rows_to_decide = "true" if self.definition.deletes == "hard" else "_nango_deleted_at IS NULL"
         cursor.execute(
-            sql.SQL("SELECT now(), EXISTS (SELECT 1 FROM {} WHERE {})").format(self.table, sql.SQL(rows_to_decide))
+            sql.SQL("SELECT now(), EXISTS (SELECT 1 FROM {} AS t WHERE {}{})").format(
+                self.table, sql.SQL(rows_to_decide), self.columns.scope("t")
+            ),
+            {"nango_connection": self.connection_id},
         )
         row = cursor.fetchone()
         if row is None:

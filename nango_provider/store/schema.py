@@ -1,5 +1,5 @@
 """The tables: bookkeeping in schema ``nango`` (jobs, checkpoints, table owners, seen keys, snapshots, incremental
-marks) and each sync's table.
+marks, per table or per table and connection) and each sync's table.
 
 Also the constants every store module shares: the bookkeeping schema, the advisory lock keys that serialize
 DDL, and the COPY statement that fills a page's temporary stage.
@@ -92,6 +92,15 @@ CREATE TABLE IF NOT EXISTS nango._nango_marks (
     value jsonb NOT NULL,
     saved_at timestamptz NOT NULL DEFAULT now()
 );
+CREATE TABLE IF NOT EXISTS nango._nango_connection_marks (
+    target_table text NOT NULL,
+    connection_id text NOT NULL,
+    sync_name text NOT NULL,
+    record_field text NOT NULL,
+    value jsonb NOT NULL,
+    saved_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (target_table, connection_id)
+);
 -- Tables made before a column existed get it; the catalog is checked first, so an ALTER (and its exclusive
 -- lock) happens once, not on every run.
 DO $$
@@ -100,6 +109,7 @@ DECLARE
 BEGIN
     FOR wanted IN SELECT * FROM (VALUES
         ('_nango_jobs', 'warnings', 'text[]'),
+        ('_nango_jobs', 'connection_id', 'text'),
         ('_nango_checkpoints', 'incremental', 'boolean NOT NULL DEFAULT false'),
         ('_nango_checkpoints', 'since', 'jsonb'),
         ('_nango_checkpoints', 'high_mark', 'jsonb')
@@ -125,6 +135,21 @@ CREATE TABLE IF NOT EXISTS {table} (
 )
 """
 
+_CONNECTIONS_TARGET_DDL: Final = """
+CREATE TABLE IF NOT EXISTS {table} (
+    _nango_connection_id text NOT NULL,
+    _nango_unique_key text NOT NULL,
+    _nango_data jsonb NOT NULL,
+    _nango_hash text NOT NULL,
+    _nango_first_seen_at timestamptz NOT NULL DEFAULT now(),
+    _nango_updated_at timestamptz NOT NULL DEFAULT now(),
+    _nango_last_seen_at timestamptz NOT NULL DEFAULT now(),
+    _nango_deleted_at timestamptz,
+    PRIMARY KEY (_nango_connection_id, _nango_unique_key)
+)
+"""
+"""The table of a sync with several connections: rows are keyed by (connection, unique key)."""
+
 
 def create_bookkeeping(cursor: psycopg.Cursor[Any]) -> None:
     """Create the bookkeeping tables where missing (one creator at a time); run inside a transaction."""
@@ -132,16 +157,30 @@ def create_bookkeeping(cursor: psycopg.Cursor[Any]) -> None:
     cursor.execute(_BOOKKEEPING_DDL)
 
 
-def create_tables(cursor: psycopg.Cursor[Any], schema: str, table: sql.Composable) -> bool:
+def create_tables(
+    cursor: psycopg.Cursor[Any], schema: str, table: sql.Composable, *, per_connection: bool = False
+) -> bool:
     """Create the bookkeeping tables, ``schema``, ``table`` and the page stage where missing (one creator at a
-    time); run inside a transaction. Whether ``table`` was created."""
+    time); run inside a transaction. Whether ``table`` was created. A ``per_connection`` table keys its rows by
+    (``_nango_connection_id``, ``_nango_unique_key``)."""
     create_bookkeeping(cursor)
     if schema != BOOKKEEPING_SCHEMA:
         cursor.execute(sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema)))
     cursor.execute("SELECT to_regclass(%s) IS NULL", (table.as_string(cursor),))
     created = bool((cursor.fetchone() or (False,))[0])
-    cursor.execute(sql.SQL(_TARGET_DDL).format(table=table))
+    ddl = _CONNECTIONS_TARGET_DDL if per_connection else _TARGET_DDL
+    cursor.execute(sql.SQL(ddl).format(table=table))
     # The stage keeps the JSON as text: only the rows that get written are parsed into jsonb (a re-sync of
     # unchanged records parses none), and parsing JSON is most of what Postgres spends on a row.
     cursor.execute("CREATE TEMP TABLE IF NOT EXISTS _nango_page (k text, d text, h text) ON COMMIT DELETE ROWS")
     return created
+
+
+def has_connection_column(cursor: psycopg.Cursor[Any], table: sql.Composable) -> bool:
+    """Whether ``table`` keys its rows by connection (it has ``_nango_connection_id``)."""
+    cursor.execute(
+        """SELECT EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass
+                          AND attname = '_nango_connection_id' AND NOT attisdropped)""",
+        (table.as_string(cursor),),
+    )
+    return bool((cursor.fetchone() or (False,))[0])
