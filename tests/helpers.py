@@ -24,12 +24,14 @@ def sync(
     run_id: str = "run-1",
     try_number: int = 1,
     hook: NangoHook | None = None,
+    connection_id: str | None = None,
     **options: Any,
 ) -> dict[str, int]:
-    """Run the sync ``name`` once, outside Airflow, the way the operator does (by default retries do not wait)."""
+    """Run the sync ``name`` once, outside Airflow, the way the operator does (by default retries do not wait);
+    with ``connection_id``, as the task of that connection of a sync with ``connections``."""
     definition = SyncDefinition.from_mapping(name, fields)
-    store = PostgresStore(lambda: psycopg.connect(db), definition)
-    run = RunIdentity(name, f"nango_sync_{name}", "sync", run_id, try_number)
+    store = PostgresStore(lambda: psycopg.connect(db), definition, connection_id=connection_id)
+    run = RunIdentity(name, f"nango_sync_{name}", "sync", run_id, try_number, connection_id)
     hook = hook or NangoHook(sleep=lambda _: None)
     return run_sync(hook, store, definition, run, log=lambda _: None, **options)
 

@@ -12,6 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from nango_provider.definition import parse_connections
 from nango_provider.exceptions import SyncDefinitionError
+from nango_provider.operators.sync import _decoded  # Jinja prints a list as Python text: ['a', 'b']
 
 
 class NangoConnectionsOperator(BaseOperator):
@@ -32,7 +33,8 @@ class NangoConnectionsOperator(BaseOperator):
     def execute(self, context: Any) -> list[str]:
         """The connection ids, in the order given."""
         try:
-            listed = parse_connections(self.connections, self._fail)
+            value = _decoded(self.connections) if isinstance(self.connections, str) else self.connections
+            listed = parse_connections(value, self._fail)
         except SyncDefinitionError as error:
             raise AirflowFailException(str(error)) from error
         self.log.info("sync %r runs for %d connection(s): %s", self.sync_name, len(listed), ", ".join(listed))
