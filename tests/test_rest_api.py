@@ -460,3 +460,37 @@ def test_a_misspelled_param_from_airflows_trigger_fails_the_run_at_once(api: Api
     log = api.http.get(f"{dag_runs}/{run_id}/taskInstances/sync/logs/1", timeout=30).text
     assert "param 'max_totl' of nango_sync_pokedex: unknown param; did you mean 'max_total'?" in log
     assert all(row["run_id"] != run_id for row in job_rows(api.server, "nango_sync_pokedex"))
+
+
+def test_a_sync_with_connections_shows_each_connections_last_run(api: Api) -> None:
+    """Created through the API with three tenants' connections: one mapped task each, shown per connection."""
+    connections = ["demo_tenant_acme", "demo_tenant_globex", "demo_tenant_initech"]
+    body = {
+        "name": "tenant_api",
+        "url": "/v1/accounts",
+        "connections": connections,
+        "query_params": {"per_page": 10},
+        "response_path": "accounts",
+        "unique_key": "id",
+        "paging_request_path": "page",
+        "paging_response_path": "next_page",
+    }
+    created = api.create(body)
+    assert created.status_code == 201, created.text
+    api.server.wait_for_dag("nango_sync_tenant_api", timeout=60)
+    (dag_run,) = wait_until_idle(api.server, "nango_sync_tenant_api")
+    assert dag_run["state"] == "success", api.server.log_tail("scheduler")
+
+    shown = api.get("tenant_api").json()
+    assert shown["definition"]["connections"] == connections
+    per_connection = shown["connections"]
+    assert {conn: (run["status"], run["added"]) for conn, run in per_connection.items()} == {
+        "demo_tenant_acme": ("success", 45),
+        "demo_tenant_globex": ("success", 30),
+        "demo_tenant_initech": ("success", 20),
+    }
+    assert shown["last_run"]["connection_id"] in connections
+    assert {run["connection_id"] for run in shown["history"]} == set(connections)
+    listed = {sync["id"]: sync for sync in api.get().json()["syncs"]}
+    assert listed["tenant_api"]["connections"] == per_connection
+    assert listed["pokemon"]["connections"] is None

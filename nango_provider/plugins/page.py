@@ -163,6 +163,7 @@ function lastRun(sync) {
   const shown = el("span", {class: "last-run", title: new Date(when).toLocaleString()},
     el("span", {class: "badge " + run.status, "data-field": "status"}, run.status), " ",
     el("span", {class: "muted"}, ago(when)),
+    ...(run.connection_id ? [" ", el("span", {class: "muted", "data-field": "connection"}, run.connection_id)] : []),
     ...(run.warnings || []).map((text) => el("span", {class: "badge warning", "data-field": "warning", title: text},
       "warning")));
   if (run.error) {

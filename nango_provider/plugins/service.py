@@ -57,12 +57,21 @@ _JOB_COLUMNS: Final = (
     "deleted",
     "error",
 )
-# warnings read through to_jsonb: a jobs table made before that column existed has none until its next run
+# warnings and connection_id read through to_jsonb: a jobs table made before those columns existed has none until
+# its next run
 _HISTORY: Final = """
-SELECT dag_id, {columns}, to_jsonb(recent) -> 'warnings' AS warnings FROM (
+SELECT dag_id, {columns}, to_jsonb(recent) -> 'warnings' AS warnings,
+       to_jsonb(recent) ->> 'connection_id' AS connection_id FROM (
     SELECT *, row_number() OVER (PARTITION BY dag_id ORDER BY started_at DESC, id DESC) AS position
     FROM nango._nango_jobs WHERE dag_id = ANY(%s)
 ) recent WHERE position <= %s ORDER BY dag_id, started_at, id
+"""
+_LATEST_BY_CONNECTION: Final = """
+SELECT dag_id, connection_id, {columns}, to_jsonb(latest) -> 'warnings' AS warnings FROM (
+    SELECT DISTINCT ON (dag_id, connection_id) * FROM nango._nango_jobs
+    WHERE dag_id = ANY(%s) AND connection_id IS NOT NULL
+    ORDER BY dag_id, connection_id, started_at DESC, id DESC
+) latest ORDER BY dag_id, connection_id
 """
 Source = Literal["api", "yaml", "dag_file"]
 
@@ -79,6 +88,7 @@ class SyncEntry:
     created_at: datetime | None = None
     runs: list[dict[str, Any]] = field(default_factory=list)
     dag_run: dict[str, Any] | None = None
+    connection_runs: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     @property
     def dag_id(self) -> str:
@@ -103,6 +113,7 @@ class SyncEntry:
             "created_at": self.created_at,
             "last_run": self._last_run(),
             "last_dag_run": self.dag_run,
+            "connections": self.connection_runs or None,
             "history": self.runs,
         }
 
@@ -276,11 +287,14 @@ def _add_runs(entries: Mapping[str, SyncEntry], default_conn_id: str, errors: li
     for conn_id, group in by_conn.items():
         try:
             history = job_history(conn_id, [entry.dag_id for entry in group])
+            per_connection = [entry.dag_id for entry in group if entry.definition and entry.definition.connections]
+            latest = connection_history(conn_id, per_connection) if per_connection else {}
         except (StoreError, psycopg.Error) as error:
             errors.append(f"runs of {', '.join(entry.name for entry in group)}: {error}")
             continue
         for entry in group:
             entry.runs = history.get(entry.dag_id, [])
+            entry.connection_runs = latest.get(entry.dag_id, {})
 
 
 def job_history(conn_id: str, dag_ids: Sequence[str], limit: int = HISTORY_LENGTH) -> dict[str, list[dict[str, Any]]]:
@@ -300,6 +314,26 @@ def job_history(conn_id: str, dag_ids: Sequence[str], limit: int = HISTORY_LENGT
     for row in rows:
         history.setdefault(row.pop("dag_id"), []).append(row)
     return history
+
+
+def connection_history(conn_id: str, dag_ids: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The latest job row (try) of each connection of each DAG of a sync with ``connections``:
+    ``{dag_id: {connection_id: row}}``."""
+    query = sql.SQL(_LATEST_BY_CONNECTION).format(columns=sql.SQL(", ").join(map(sql.Identifier, _JOB_COLUMNS)))
+    try:
+        conn = connection_factory(conn_id)()
+    except psycopg.Error as error:
+        raise StoreError(f"cannot connect to Postgres ({conn_id}): {error}") from error
+    with conn, conn.cursor(row_factory=dict_row) as cursor:
+        try:
+            cursor.execute(query, (list(dag_ids),))
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+            return {}
+        rows = cursor.fetchall()
+    latest: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        latest.setdefault(row.pop("dag_id"), {})[row.pop("connection_id")] = row
+    return latest
 
 
 def _add_dag_runs(entries: Mapping[str, SyncEntry], session: Session) -> None:
