@@ -214,6 +214,7 @@ def test_examples_folder_is_what_make_demo_uses() -> None:
         "nested_objects.yaml",
         "paging_styles.yaml",
         "pokemon.yaml",
+        "tenants.yaml",
     ]
     assert Path(EXAMPLES / "nango_syncs.py").read_text().count("load_sync_dags") == 2
 
