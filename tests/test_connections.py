@@ -15,6 +15,7 @@ import pytest
 
 from devtools.demo_api import TENANT_ACCOUNTS, DemoApi, tenant_token
 from nango_provider.exceptions import SyncDefinitionError
+from nango_provider.operators.sync import NangoSyncOperator
 from nango_provider.store import marks, schema
 from tests.helpers import EXAMPLES, AirflowRunner, jobs, rows, sync
 
@@ -275,3 +276,24 @@ def test_incremental_marks_are_kept_per_connection(db: str) -> None:
         marks.save_mark(cursor, "nango.t", "t", "updated_at", "2025-03-01")
         found = [marks.load_mark(cursor, "nango.t", "updated_at", connection) for connection in ("a", "b", None)]
     assert found == ["2025-01-01", "2025-02-01", "2025-03-01"]
+
+
+def test_a_table_keyed_by_connection_is_not_rewritten_by_a_sync_with_one_connection(db: str, demo_api: DemoApi) -> None:
+    sync(db, "accounts", tenant_fields(demo_api, "acme"), connection_id="demo_tenant_acme")
+    single = {key: value for key, value in tenant_fields(demo_api, "acme").items() if key != "connections"}
+    with pytest.raises(SyncDefinitionError, match=r"keys its rows by \(connection, unique key\)"):
+        sync(db, "accounts", single, run_id="run-2")
+    assert len(tenant_rows(db, "test_tenants.accounts")) == TENANT_ACCOUNTS["acme"]
+
+
+def test_the_operator_of_a_sync_with_connections_runs_one_connection_of_them() -> None:
+    fields = {"url": "/v1/accounts", "unique_key": "id", "connections": CONNECTIONS}
+    unmapped = NangoSyncOperator(task_id="accounts", **fields)
+    with pytest.raises(SyncDefinitionError, match=r"expand\(connection=") as refused:
+        unmapped.build_definition()
+    assert refused.value.field == "connections"
+    stranger = NangoSyncOperator(task_id="accounts", connection="demo_tenant_other", **fields)
+    with pytest.raises(SyncDefinitionError, match="is not one of the sync's connections"):
+        stranger.build_definition()
+    alone = NangoSyncOperator(task_id="accounts", connection="demo_tenant_acme", url="/v1/a", unique_key="id")
+    assert alone.build_definition().connections == ("demo_tenant_acme",)

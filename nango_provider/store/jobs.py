@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any, Final
 
 import psycopg
+from psycopg import sql
 
 from nango_provider.exceptions import StoreError
 
@@ -115,12 +116,23 @@ def stop_job(
             (status, message, state.job_id),
         )
         return
+    # connection_id only when there is one: a jobs table of an older version may not have the column yet
+    # (a run adds it when it creates the bookkeeping tables, which a run that failed first did not reach).
+    values = [run.sync_name, run.dag_id, run.task_id, run.run_id, run.try_number, table, status, message]
+    columns = sql.SQL("")
+    if run.connection_id is not None:
+        columns, values = sql.SQL(", connection_id"), [*values, run.connection_id]
     cursor.execute(
-        """INSERT INTO nango._nango_jobs (sync_name, dag_id, task_id, run_id, try_number,
-               target_table, connection_id, status, ended_at, error)
-           SELECT %s, %s, %s, %s, %s, %s, %s, %s, now(), %s
-           WHERE to_regclass('nango._nango_jobs') IS NOT NULL""",
-        (run.sync_name, run.dag_id, run.task_id, run.run_id, run.try_number, table, run.connection_id, status, message),
+        sql.SQL(
+            """INSERT INTO nango._nango_jobs (sync_name, dag_id, task_id, run_id, try_number,
+                   target_table, status, error{columns}, ended_at)
+               SELECT {placeholders}, now()
+               WHERE to_regclass('nango._nango_jobs') IS NOT NULL"""
+        ).format(
+            columns=columns,
+            placeholders=sql.SQL(", ").join(sql.Placeholder() * len(values)),
+        ),
+        values,
     )
 
 
