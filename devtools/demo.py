@@ -34,13 +34,17 @@ def run_sync_dag(environment: LocalEnvironment, name: str) -> float:
     return time.monotonic() - started
 
 
-def last_job(conn: psycopg.Connection[Any], name: str) -> dict[str, Any]:
-    row = conn.execute(
-        f"SELECT status, {', '.join(COUNTS)} FROM nango._nango_jobs WHERE sync_name = %s ORDER BY id DESC LIMIT 1",
-        (name,),
-    ).fetchone()
-    assert row is not None, f"no job recorded for {name}"
-    return dict(zip(("status", *COUNTS), row, strict=True))
+def last_jobs(conn: psycopg.Connection[Any], name: str) -> list[dict[str, Any]]:
+    """The last job of the sync: one, or one per connection of a sync with ``connections`` (in its last run)."""
+    rows = conn.execute(
+        f"""SELECT DISTINCT ON (connection_id) connection_id, status, {", ".join(COUNTS)} FROM nango._nango_jobs
+            WHERE sync_name = %s AND run_id = (SELECT run_id FROM nango._nango_jobs WHERE sync_name = %s
+                                               ORDER BY id DESC LIMIT 1)
+            ORDER BY connection_id, id DESC""",
+        (name, name),
+    ).fetchall()
+    assert rows, f"no job recorded for {name}"
+    return [dict(zip(("connection_id", "status", *COUNTS), row, strict=True)) for row in rows]
 
 
 def sample_rows(conn: psycopg.Connection[Any], table: str, limit: int = 3) -> list[tuple[str, str]]:
@@ -53,9 +57,10 @@ def sample_rows(conn: psycopg.Connection[Any], table: str, limit: int = 3) -> li
 
 
 def report(conn: psycopg.Connection[Any], name: str, table: str, seconds: float) -> None:
-    job = last_job(conn, name)
-    counts = "  ".join(f"{key} {job[key]:>5}" for key in COUNTS)
-    print(f"  {name:<28} {job['status']:<8} {counts}   ({seconds:.1f} s) -> {table}")
+    for job in last_jobs(conn, name):
+        counts = "  ".join(f"{key} {job[key]:>5}" for key in COUNTS)
+        shown = f"{name} [{job['connection_id']}]" if job["connection_id"] else name
+        print(f"  {shown:<28} {job['status']:<8} {counts}   ({seconds:.1f} s) -> {table}")
 
 
 def main() -> None:
