@@ -14,6 +14,7 @@ import psycopg
 import pytest
 
 from devtools.demo_api import TENANT_ACCOUNTS, DemoApi, tenant_token
+from nango_provider.dag_factory import sync_asset
 from nango_provider.exceptions import SyncDefinitionError
 from nango_provider.operators.sync import NangoSyncOperator
 from nango_provider.store import marks, schema
@@ -144,6 +145,28 @@ def test_deletions_and_counts_are_per_connection(airflow: AirflowRunner, db: str
     deleted = sorted(key for key, row in stored.items() if row["deleted_at"] is not None)
     assert deleted == [("demo_tenant_acme", "3"), ("demo_tenant_acme", "4")]
     assert stored[("demo_tenant_globex", "3")]["deleted_at"] is None  # same key, another tenant: kept
+    events = asset_event_extras(sync_asset("nango.tenant_accounts").uri)
+    assert sorted((extra["connection_id"], extra["counts"]["deleted"]) for extra in events[-3:]) == [
+        ("demo_tenant_acme", 2),
+        ("demo_tenant_globex", 0),
+        ("demo_tenant_initech", 0),
+    ]
+
+
+def asset_event_extras(asset_uri: str) -> list[dict[str, Any]]:
+    """The extras of every event of the Asset, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        query = (
+            select(AssetEvent)
+            .join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == asset_uri)
+            .order_by(AssetEvent.id)
+        )
+        return [dict(event.extra) for event in session.scalars(query)]
 
 
 FAST_RETRY_DAG_FILE = """# An Airflow DAG file: a sync over three tenants, retried one second apart instead of 30.
