@@ -320,3 +320,26 @@ def test_the_operator_of_a_sync_with_connections_runs_one_connection_of_them() -
         stranger.build_definition()
     alone = NangoSyncOperator(task_id="accounts", connection="demo_tenant_acme", url="/v1/a", unique_key="id")
     assert alone.build_definition().connections == ("demo_tenant_acme",)
+
+
+def test_an_incremental_sync_keeps_one_mark_per_connection(db: str, demo_api: DemoApi) -> None:
+    incremental = {"record_field": "seats", "request_name": "min_seats"}
+    highest = {}
+    for tenant in ("acme", "globex"):
+        sync(
+            db,
+            "accounts",
+            tenant_fields(demo_api, tenant, incremental=incremental),
+            connection_id=f"demo_tenant_{tenant}",
+        )
+        highest[f"demo_tenant_{tenant}"] = max(
+            row["data"]["seats"]
+            for (conn, _), row in tenant_rows(db, "test_tenants.accounts").items()
+            if conn == f"demo_tenant_{tenant}"
+        )
+    with psycopg.connect(db) as conn:
+        saved = dict(conn.execute("SELECT connection_id, value FROM nango._nango_connection_marks").fetchall())
+        plain = conn.execute("SELECT count(*) FROM nango._nango_marks").fetchone()
+    assert saved == highest
+    assert len(set(highest.values())) == 2  # the tenants' data differ, and so do their marks
+    assert plain == (0,)
