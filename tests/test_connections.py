@@ -44,18 +44,29 @@ def task_states(dag_run: Any) -> dict[str, str]:
             if ti.task_id == "sync"}  # fmt: skip
 
 
+def airflow_dags_test(dag_id: str) -> subprocess.CompletedProcess[str]:
+    """``airflow dags test <dag_id>`` in a process of its own."""
+    command = [sys.executable, "-m", "airflow", "dags", "test", dag_id]
+    return subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), check=False, timeout=300)
+
+
+def latest_dag_run(dag_id: str) -> Any:
+    """The newest run of ``dag_id`` in Airflow's metadata database (as ``airflow dags test`` left it)."""
+    from airflow.models.dagrun import DagRun
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        dag_run = session.scalars(select(DagRun).where(DagRun.dag_id == dag_id).order_by(DagRun.id.desc())).first()
+        session.expunge_all()
+    return dag_run
+
+
 def test_three_tenants_land_side_by_side_through_airflow_dags_test(
     airflow: AirflowRunner, db: str, demo_api: DemoApi, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("NANGO_SYNCS_PATH", str(EXAMPLES / "syncs"))
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", "nango_sync_tenant_accounts"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        check=False,
-        timeout=300,
-    )
+    result = airflow_dags_test("nango_sync_tenant_accounts")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     stored = tenant_rows(db)
     for tenant, connection in zip(TENANTS, CONNECTIONS, strict=True):
@@ -104,8 +115,10 @@ def test_one_tenant_refused_fails_alone_and_the_others_commit(
     monkeypatch.setenv("AIRFLOW_CONN_DEMO_TENANT_INTRUDER", json.dumps(intruder))
     write_tenants_sync(airflow, ["demo_tenant_acme", "demo_tenant_intruder", "demo_tenant_globex"])
 
-    dag_run = airflow.run("nango_sync_tenant_accounts")
+    result = airflow_dags_test("nango_sync_tenant_accounts")
 
+    assert result.returncode != 0
+    dag_run = latest_dag_run("nango_sync_tenant_accounts")
     assert dag_run.state == "failed"
     assert task_states(dag_run) == {
         "demo_tenant_acme": "success",
