@@ -182,12 +182,13 @@ class PostgresStore:
             owners.claim_table(cursor, self.table_text, run)
 
     def lock_table(self, log: Callable[[str], None], check: Callable[[], None] = lambda: None) -> None:
-        """Hold the table's advisory lock until the connection closes; wait if another run holds it.
+        """Hold the table's advisory lock until the connection closes; wait if another run holds it. A run of one
+        of a sync's ``connections`` locks only that connection's rows, so the connections' runs go side by side.
 
         While waiting, ``check`` is called every :data:`LOCK_POLL_SECONDS` (a cancelled run raises there).
         """
         key = f"nango:{self.table_text}"
-        if self.connection_id is not None:  # each connection's run has the table to itself: its rows
+        if self.connection_id is not None:
             key = f"{key}:{self.connection_id}"
         waiting = False
         while True:
