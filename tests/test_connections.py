@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from typing import Any
 
 import psycopg
@@ -15,9 +16,11 @@ import pytest
 
 from devtools.demo_api import TENANT_ACCOUNTS, DemoApi, tenant_token
 from nango_provider.dag_factory import sync_asset
+from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import SyncDefinitionError
 from nango_provider.operators.sync import NangoSyncOperator
 from nango_provider.store import marks, schema
+from nango_provider.store.postgres import PostgresStore
 from tests.helpers import EXAMPLES, AirflowRunner, jobs, rows, sync
 
 pytestmark = pytest.mark.integration
@@ -356,3 +359,19 @@ def test_an_incremental_sync_keeps_one_mark_per_connection(db: str, demo_api: De
     assert saved == highest
     assert len(set(highest.values())) == 2  # the tenants' data differ, and so do their marks
     assert plain == (0,)
+
+
+def test_the_runs_of_two_connections_do_not_wait_for_each_other(db: str, demo_api: DemoApi) -> None:
+    fields = tenant_fields(demo_api, "acme")
+    definition = SyncDefinition.from_mapping("accounts", fields)
+    acme = PostgresStore(lambda: psycopg.connect(db), definition, connection_id="demo_tenant_acme")
+    with acme.connected():
+        acme.lock_table(log=lambda _: None)  # acme's run is writing
+        globex = threading.Thread(
+            target=sync, args=(db, "accounts", tenant_fields(demo_api, "globex")),
+            kwargs={"connection_id": "demo_tenant_globex"}, daemon=True,
+        )  # fmt: skip
+        globex.start()
+        globex.join(timeout=30)
+        assert not globex.is_alive(), "globex's run waited for acme's lock"
+    assert {conn for conn, _ in tenant_rows(db, "test_tenants.accounts")} == {"demo_tenant_globex"}
