@@ -11,7 +11,7 @@ A separate section, the scale run (``benchmarks.scale``), runs 200 syncs through
 parses the DAG file with 1,000 and 5,000 syncs; ``--only scale`` runs it alone, ``--skip-scale`` leaves it out.
 
 Run: ``make bench`` or ``python -m benchmarks.bench [--repeat 3] [--sizes 40000 200000] [--servers stock embedded]
-[--latency-ms 20] [--skip-latency] [--skip-incremental] [--skip-parsing] [--skip-scale] [--only scale]
+[--latency-ms 20] [--skip-latency] [--skip-incremental] [--skip-parsing] [--skip-scale] [--only scale|latency]
 [--write-doc]``.
 """
 
@@ -390,7 +390,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="records of the latency runs (default: %(default)s)",
     )
     parser.add_argument("--skip-scale", action="store_true", help="do not run the scale run (200 syncs, 5,000 DAGs)")
-    parser.add_argument("--only", choices=["scale"], help="run only this section")
+    parser.add_argument(
+        "--only",
+        choices=["scale", "latency"],
+        help="run only this section (latency: the latency runs on the first server, no throughput sizes)",
+    )
     return parser.parse_args(argv)
 
 
@@ -465,11 +469,42 @@ def run_scale(args: argparse.Namespace) -> int:
     return 0
 
 
+def run_latency(args: argparse.Namespace) -> int:
+    """The latency section alone, on the first of ``--servers``: sequential and parallel pages; prints its table."""
+    load_at_start = report.load_average()
+    workdir = Path(tempfile.mkdtemp(prefix="nango-bench-latency-"))
+    postgres, description = _server(args.servers[0])
+    try:
+        log(f"starting {description}")
+        postgres.start()
+        bench = Bench(postgres.uri, postmaster_pid(postgres.data_dir), workdir, args.repeat, log)
+        latency = bench.measure_latency(
+            args.latency_records, args.latency_ms / 1000, LATENCY_PAGE_SIZE, LATENCY_CONCURRENCY
+        )
+    except ChildError as error:
+        log(f"a measurement failed, no results:\n{error}")
+        return 1
+    finally:
+        _stop(postgres)
+        shutil.rmtree(workdir, ignore_errors=True)
+    print(report.render_latency(latency, repeat=args.repeat))
+    log(f"load average (1, 5, 15 min): {load_at_start} at the start, {report.load_average()} at the end")
+    log(
+        "runs (seconds): sequential "
+        + ", ".join(f"{value:.2f}" for value in latency.sequential.values())
+        + "; parallel "
+        + ", ".join(f"{value:.2f}" for value in latency.parallel.values())
+    )
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run everything, print the results and the goals; with ``--write-doc`` update docs/performance.md."""
     args = parse_args(argv)
     if args.only == "scale":
         return run_scale(args)
+    if args.only == "latency":
+        return run_latency(args)
     started, load_at_start = time.monotonic(), report.load_average()
     workdir = Path(tempfile.mkdtemp(prefix="nango-bench-"))
     machine = report.machine_info()

@@ -568,6 +568,12 @@ def render(
     return "\n".join(lines).rstrip() + "\n"
 
 
+def render_latency(latency: LatencyResults, *, repeat: int) -> str:
+    """The latency section alone (``--only latency``): its table and its goals."""
+    lines = [*_latency(latency, repeat), *_goals("Goals of the latency runs", _latency_goals(latency))]
+    return "\n".join(lines).rstrip() + "\n"
+
+
 def write_doc(results: str, doc: Path = DOC) -> None:
     """Replace the text between the result markers of ``doc`` with ``results``."""
     text = doc.read_text(encoding="utf-8")
