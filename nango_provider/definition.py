@@ -68,6 +68,13 @@ MAX_PAGES_LIMIT: Final = 100_000_000
 MAX_REQUEST_TIMEOUT: Final = 3_600.0
 MAX_BACKOFF_SECONDS: Final = 60.0
 MAX_RETRY_SECONDS: Final = 86_400.0
+MIN_REQUESTS_PER_SECOND: Final = 0.001
+"""At least one request every 1,000 seconds: a slower budget would outlast any retry or timeout."""
+MAX_REQUESTS_PER_SECOND: Final = 10_000.0
+POOL_NAME = re.compile(r"^[A-Za-z0-9_.\-]+$")
+"""An Airflow pool name here: letters, digits, ``_``, ``.`` and ``-`` (Airflow stores up to 256 characters)."""
+MAX_POOL_NAME_LENGTH: Final = 256
+MAX_POOL_SLOTS: Final = 10_000
 MIN_FREQUENCY: Final = timedelta(minutes=1)
 """Shorter schedules (and ``@continuous``, and cron with a seconds field) need ``allow_short_frequency: true``."""
 MAX_FREQUENCY: Final = timedelta(days=366)
@@ -127,6 +134,9 @@ class SyncDefinition:
     deletes: str = "soft"  # records a complete run no longer saw: soft (marked), hard (removed) or keep
     metadata: Mapping[str, Any] = field(default_factory=dict)  # constant values stored with every row (templated)
     auto_mapping: bool = False  # a typed column per scalar field (nested objects flattened with ``__``)
+    pool: str | None = None  # Airflow pool the sync's task runs in: bounds how many syncs hit one API at once
+    pool_slots: int | None = None  # slots of ``pool`` the task takes (Airflow's default: 1)
+    max_requests_per_second: float | None = None  # request rate budget, shared by every run with the same credential
     frequency_text: str | None = field(default=None, compare=False)  # ``frequency`` as written (``30m``)
 
     @property
@@ -299,6 +309,9 @@ class _Validator:
             deletes=self.deletes(given),
             metadata=self.metadata(values.get("metadata")),
             auto_mapping=self.flag(values, "auto_mapping"),
+            pool=self.pool(values.get("pool")),
+            pool_slots=self.pool_slots(values),
+            max_requests_per_second=self.requests_per_second(values.get("max_requests_per_second")),
         )
         self.check_paging(definition)
         self.check_incremental(definition)
@@ -570,6 +583,35 @@ class _Validator:
             if not isinstance(key, str) or not key:
                 raise self.fail("metadata", f"expected names (non-empty strings) as keys, got {key!r}")
         return dict(mapping)
+
+    def pool(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not POOL_NAME.fullmatch(value) or len(value) > MAX_POOL_NAME_LENGTH:
+            raise self.fail(
+                "pool",
+                f"expected the name of an Airflow pool (at most {MAX_POOL_NAME_LENGTH} letters, digits and _.-), "
+                f"got {str(value)[:80]!r}",
+            )
+        return value
+
+    def pool_slots(self, values: Mapping[str, Any]) -> int | None:
+        slots = self.positive_int(values, "pool_slots", maximum=MAX_POOL_SLOTS)
+        if slots is not None and values.get("pool") is None:
+            raise self.fail("pool_slots", "needs pool: the Airflow pool whose slots the task takes")
+        return slots
+
+    def requests_per_second(self, value: Any) -> float | None:
+        if value is None:
+            return None
+        valid = isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        if not valid or not MIN_REQUESTS_PER_SECOND <= value <= MAX_REQUESTS_PER_SECOND:
+            raise self.fail(
+                "max_requests_per_second",
+                f"expected a number of requests per second between {MIN_REQUESTS_PER_SECOND:g} and "
+                f"{MAX_REQUESTS_PER_SECOND:g}, got {value!r}",
+            )
+        return float(value)
 
     def flag(self, values: Mapping[str, Any], field_name: str) -> bool:
         value = values.get(field_name, False)

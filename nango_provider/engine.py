@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
+from nango_provider.budget import RateBudget
 from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import SyncCancelled
 from nango_provider.incremental import page_high, value_to_send
@@ -175,11 +176,47 @@ def _write_pages(
             return not (definition.max_total and state.counts["fetched"] >= definition.max_total)
         start = request_from_checkpoint(definition, state.checkpoint, since)
     stop = threading.Event()  # set when writing stops, so that a fetch waiting to retry stops too
-    pages = hook.pages(
-        definition, start=start, start_page=state.next_page, fetched=state.counts["fetched"], stop=stop, since=since
-    )
+    rate = definition.max_requests_per_second
+    ledger = store.slot_ledger() if rate else None
+    try:
+        budget = None
+        if ledger is not None and rate:
+            budget = RateBudget(ledger, hook.budget_key(definition), rate)
+            log(f"rate budget: at most {rate:g} requests a second, shared by every run with the same API credential")
+        pages = hook.pages(
+            definition,
+            start=start,
+            start_page=state.next_page,
+            fetched=state.counts["fetched"],
+            stop=stop,
+            since=since,
+            budget=budget,
+        )
+        return _write_fetched(store, definition, run, pages, stop, state=state, log=log, check=check, warnings=warnings)
+    finally:
+        if ledger is not None:
+            ledger.close()
+
+
+def _write_fetched(
+    store: PostgresStore,
+    definition: SyncDefinition,
+    run: RunIdentity,
+    pages: Iterator[Page],
+    stop: threading.Event,
+    *,
+    state: RunState,
+    log: Callable[[str], None],
+    check: Callable[[], None],
+    warnings: list[str],
+) -> bool:
+    """Write the fetched pages; whether the last one ended the run (not cut by max_total). ``stop`` is set when
+    writing stops."""
     complete = True
-    prepared_pages = _prepared(store, definition, pages, state.counts["fetched"])
+    # Three threads in a row: fetching (with paging), turning records into rows, writing. The fetch thread goes
+    # on to the next request as soon as a page is handed on, so a sequential sync waits only for the API.
+    fetched_pages = Prefetcher(pages, check=check)  # its own stop event: it ends before the writes do
+    prepared_pages = _prepared(store, definition, iter(fetched_pages), state.counts["fetched"])
     for page, prepared, high in Prefetcher(prepared_pages, stop=stop, check=check):
         checkpoint = page.next_request.to_checkpoint() if page.next_request else None
         counts = store.write_page(run, state, prepared, page.number, checkpoint, high_mark=high)
@@ -228,8 +265,8 @@ def _since(definition: SyncDefinition, state: RunState, log: Callable[[str], Non
 def _prepared(
     store: PostgresStore, definition: SyncDefinition, pages: Iterator[Page], fetched: int
 ) -> Iterator[tuple[Page, PreparedPage, Any]]:
-    """Runs in the fetch thread: each page with its COPY rows and its highest incremental value, records dropped,
-    so CPU work overlaps writes."""
+    """Runs in a thread of its own: each page with its COPY rows and its highest incremental value, records
+    dropped, so CPU work overlaps both fetches and writes."""
     marked = compile_path(definition.incremental.record_field) if definition.incremental else None
     for page in pages:
         prepared = store.prepare_page(page.records, page.number, fetched)

@@ -20,6 +20,7 @@ import msgspec
 import requests
 from airflow.providers.http.hooks.http import HttpHook
 
+from nango_provider.budget import RateBudget, budget_key
 from nango_provider.definition import SyncDefinition, is_absolute_url
 from nango_provider.exceptions import HttpError, NangoError, PaginationError, ResponseError, SyncCancelled
 from nango_provider.hooks.ahead import PagesAhead
@@ -45,6 +46,8 @@ _TRANSIENT_REQUEST_ERRORS = (
 """``requests`` errors that are usually temporary (refused, reset, timed out, cut off); every other one, a TLS
 certificate refused included, repeats until the definition or the server's setup change."""
 _MAX_BACKOFF_SECONDS = 60.0
+_HOLD_OFF_STATUSES = frozenset({429, 503})
+"""Answers that say the API is overloaded: every request of the sync's rate budget waits, not only this one."""
 _PREVIEW_BYTES = 200
 
 
@@ -108,6 +111,19 @@ class NangoHook(HttpHook):
         found = secret_values(definition.headers, definition.query_params, definition.body)
         return [*found, self._connection_password] if self._connection_password else found
 
+    def budget_key(self, definition: SyncDefinition) -> str:
+        """The key of the sync's request budget: a hash of the API's host and the credentials sent to it (the
+        connection's login, password and extra, the definition's secret headers and parameters). Syncs and
+        tasks with the same key share one budget."""
+        credentials = secret_values(definition.headers, definition.query_params, definition.body)
+        host = "{}:{}".format(*host_of(definition.url))
+        if self._has_connection:
+            connection = self.get_connection(self.http_conn_id)
+            credentials += [str(connection.login), str(connection.password), str(connection.extra)]
+            if not is_absolute_url(definition.url):
+                host = f"{connection.schema or 'http'}://{connection.host}:{connection.port}"
+        return budget_key(host, credentials)
+
     @cached_property
     def _connection_password(self) -> str | None:
         return self.get_connection(self.http_conn_id).password if self._has_connection else None
@@ -134,12 +150,14 @@ class NangoHook(HttpHook):
         fetched: int = 0,
         stop: threading.Event | None = None,
         since: Any = None,
+        budget: RateBudget | None = None,
     ) -> Iterator[Page]:
         """Yield the sync's pages in order, from ``start`` (a checkpoint) or the first request (asking for records
         changed ``since``, for an incremental sync).
 
         ``fetched`` records were already fetched by earlier tries of this run (they count towards
-        ``max_total``). One session serves the whole run. Raises a :class:`SyncRunError` subclass when a
+        ``max_total``). One session serves the whole run. With a ``budget``, every request (retries included)
+        waits for a slot of it first. Raises a :class:`SyncRunError` subclass when a
         request fails for good, a response is not what the definition says, or pagination loops; setting
         ``stop`` ends a wait between retries at once (:class:`SyncCancelled`).
         """
@@ -147,7 +165,7 @@ class NangoHook(HttpHook):
         self._secrets = self.secrets(definition)
         concurrency = definition.paging.concurrency if definition.paging else 1
         ahead = PagesAhead(
-            lambda request, number, ended: self.fetch(session, definition, request, number, stop=ended),
+            lambda request, number, ended: self.fetch(session, definition, request, number, stop=ended, budget=budget),
             concurrency,
             stop=stop,
         )
@@ -170,7 +188,7 @@ class NangoHook(HttpHook):
                 alone = number == 1 and start is None and following is None
                 warning = self._partial_data_warning(definition, paginator, seen) if alone else None
                 room = None if definition.max_total is None else definition.max_total - fetched
-                if following is not None and (room is None or len(records) < room):
+                if concurrency > 1 and following is not None and (room is None or len(records) < room):
                     planned = _planned(paginator, following, seen, number, concurrency)
                     ahead.send_ahead(planned[: max(0, definition.max_pages - number)], number + 1)
                 if room is not None and len(records) >= room:
@@ -209,15 +227,23 @@ class NangoHook(HttpHook):
         number: int,
         *,
         stop: threading.Event | None = None,
+        budget: RateBudget | None = None,
     ) -> tuple[requests.Response, Any]:
         """Send one request with retries; return the response and its decoded JSON body. A set ``stop`` ends a
-        wait between retries at once (:class:`SyncCancelled`)."""
+        wait between retries (or for a slot of the ``budget``) at once (:class:`SyncCancelled`).
+
+        A 429 or 503 (and any ``Retry-After``) holds off the whole budget for the wait before the retry, so that
+        the sync's other requests, and those of every task sharing the budget, wait too."""
         deadline = time.monotonic() + definition.request_retry_max_seconds
         for attempt in range(definition.request_retries + 1):
             try:
+                if budget is not None:
+                    budget.acquire(stop)
                 return self._attempt(session, definition, request, number)
             except _Retry as retry:
                 wait = self._backoff(attempt, retry.retry_after, definition)
+                if budget is not None and (retry.retry_after is not None or _status(retry.error) in _HOLD_OFF_STATUSES):
+                    budget.hold_off(wait)
                 if attempt >= definition.request_retries or time.monotonic() + wait > deadline:
                     raise retry.error from None
                 self.log.warning(
@@ -348,6 +374,10 @@ def _planned(
     if concurrency > 1 and isinstance(paginator, OffsetPaginator):
         return paginator.planned(following, response, number, concurrency) or [following]
     return [following]
+
+
+def _status(error: Exception) -> int | None:
+    return error.status if isinstance(error, HttpError) else None
 
 
 def extract_records(document: Any, path: CompiledPath, sync: str, page: int) -> list[Any]:

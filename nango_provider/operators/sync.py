@@ -32,7 +32,13 @@ if TYPE_CHECKING:
     from nango_provider.engine import Cancellation, RunOutcome
 
 _FIELDS_NOT_FOR_TASKS = frozenset({"name", "frequency", "allow_short_frequency", "frequency_text"})
-OPERATOR_FIELDS = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in _FIELDS_NOT_FOR_TASKS)
+_AIRFLOW_TASK_FIELDS = ("pool", "pool_slots")
+"""Definition fields that are Airflow's own task arguments: the task takes them as they are."""
+OPERATOR_FIELDS = tuple(
+    f.name
+    for f in dataclasses.fields(SyncDefinition)
+    if f.name not in _FIELDS_NOT_FOR_TASKS and f.name not in _AIRFLOW_TASK_FIELDS
+)
 _MAPPING_FIELDS = ("headers", "query_params", "metadata")
 _TRUE = frozenset({"true", "1", "yes", "on"})
 _FALSE = frozenset({"false", "0", "no", "off", ""})
@@ -116,6 +122,7 @@ class NangoSyncOperator(BaseOperator):
         soft_delete: bool | None = None,
         metadata: Mapping[str, Any] | str | None = None,
         auto_mapping: bool | None = None,
+        max_requests_per_second: float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -147,12 +154,16 @@ class NangoSyncOperator(BaseOperator):
         self.soft_delete = soft_delete
         self.metadata = metadata
         self.auto_mapping = auto_mapping
+        self.max_requests_per_second = max_requests_per_second
         self._cancellation: Cancellation | None = None
 
     @classmethod
     def from_definition(cls, definition: SyncDefinition, **kwargs: Any) -> NangoSyncOperator:
-        """An operator for an already validated definition; ``kwargs`` are BaseOperator arguments or overrides."""
+        """An operator for an already validated definition; ``kwargs`` are BaseOperator arguments or overrides.
+
+        The definition's ``pool`` and ``pool_slots`` become the task's own (Airflow's defaults when not set)."""
         fields = {name: getattr(definition, name) for name in OPERATOR_FIELDS}
+        fields |= {name: getattr(definition, name) for name in _AIRFLOW_TASK_FIELDS if getattr(definition, name)}
         return cls(sync_name=definition.name, **(fields | kwargs))
 
     @classmethod

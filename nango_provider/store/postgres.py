@@ -24,6 +24,7 @@ from nango_provider.exceptions import StoreError, SyncDefinitionError
 from nango_provider.incremental import highest
 from nango_provider.paths import compile_path
 from nango_provider.store import checkpoints, deletions, jobs, marks, owners, pages, schema
+from nango_provider.store.budgets import PostgresSlotLedger
 from nango_provider.store.columns import TableColumns
 from nango_provider.store.jobs import COUNT_NAMES, RunIdentity, RunState, one_row
 from nango_provider.store.records import PreparedPage, prepare_keyed, prepare_positional
@@ -151,6 +152,10 @@ class PostgresStore:
             ) from error
         except psycopg.Error as error:
             raise StoreError(f"sync {self.definition.name!r}: Postgres refused {doing}: {error}") from error
+
+    def slot_ledger(self) -> PostgresSlotLedger:
+        """The ledger of request budgets, over a connection of its own (close it when the run ends)."""
+        return PostgresSlotLedger(self._connect, self.definition.name)
 
     def create_tables(self) -> None:
         """Create the bookkeeping tables, the schema and the sync's table if they are missing."""
