@@ -272,3 +272,17 @@ def test_operator_takes_deletes_soft_delete_metadata_and_auto_mapping() -> None:
     dag = nango_sync("objects", "https://api.example.com/objects", deletes="hard", auto_mapping=True)
     task = dag.get_task("sync")
     assert (task.deletes, task.auto_mapping) == ("hard", True)
+
+
+def test_pool_and_pool_slots_become_the_task_s_and_the_rate_budget_reaches_the_definition() -> None:
+    dag = nango_sync(
+        "limited", "https://api.example.com/items", pool="example_api", pool_slots=2, max_requests_per_second=5
+    )
+    task = dag.get_task("sync")
+    assert (task.pool, task.pool_slots, task.max_requests_per_second) == ("example_api", 2, 5.0)
+    plain = nango_sync("plain", "https://api.example.com/items").get_task("sync")
+    assert (plain.pool, plain.pool_slots, plain.max_requests_per_second) == ("default_pool", 1, None)
+    operator = NangoSyncOperator(task_id="sync", url="https://api.example.com", max_requests_per_second=3)
+    assert operator.build_definition().max_requests_per_second == 3.0
+    with pytest.raises(SyncDefinitionError, match="field 'pool'"):
+        nango_sync("bad", "https://api.example.com/items", pool="two words")

@@ -745,3 +745,32 @@ def test_a_misspelled_run_param_is_refused_with_the_nearest_name() -> None:
     assert str(info.value) == "param 'max_totl' of nango_sync_x: unknown param; did you mean 'max_total'?"
     with pytest.raises(TriggerParamsError, match="valid params: full_refresh, max_total"):
         refuse_unknown_params("nango_sync_x", {"zzz": 1}, known)
+
+
+def test_pool_pool_slots_and_max_requests_per_second() -> None:
+    definition = build({"url": URL, "pool": "github_api", "pool_slots": 2, "max_requests_per_second": 2})
+    assert (definition.pool, definition.pool_slots, definition.max_requests_per_second) == ("github_api", 2, 2.0)
+    assert isinstance(definition.max_requests_per_second, float)
+    plain = build({"url": URL})
+    assert (plain.pool, plain.pool_slots, plain.max_requests_per_second) == (None, None, None)
+    assert build({"url": URL, "max_requests_per_second": 0.5}).max_requests_per_second == 0.5
+
+
+@pytest.mark.parametrize("pool", ["", "two words", "a/b", 7, ["x"], "x" * 257])
+def test_a_pool_is_an_airflow_pool_name(pool: Any) -> None:
+    refused({"url": URL, "pool": pool}, "pool", "expected the name of an Airflow pool")
+
+
+@pytest.mark.parametrize("slots", [0, -1, 1.5, "2", True, 10_001])
+def test_pool_slots_is_a_positive_integer(slots: Any) -> None:
+    refused({"url": URL, "pool": "p", "pool_slots": slots}, "pool_slots", "expected an integer")
+
+
+def test_pool_slots_needs_a_pool() -> None:
+    refused({"url": URL, "pool_slots": 2}, "pool_slots", "needs pool")
+
+
+@pytest.mark.parametrize("rate", [0, -1, 0.0001, 10_001, float("inf"), True, "5"])
+def test_max_requests_per_second_is_a_bounded_positive_number(rate: Any) -> None:
+    message = "NaN and infinities" if rate == float("inf") else "expected a number of requests per second between"
+    refused({"url": URL, "max_requests_per_second": rate}, "max_requests_per_second", message)
