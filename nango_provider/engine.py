@@ -1,7 +1,7 @@
 """One run of a sync, without Airflow: lock the table, resume or start, write every page, finish or record why not.
 
-Data flows one way: the hook yields pages, the store writes them. Fetching (and turning records into COPY rows)
-happens in a background thread, at most a few pages ahead of the writes. A run ends its job row as ``success``,
+Data flows one way: the hook yields pages, the store writes them. Fetching and turning records into COPY rows
+happen in two background threads, each at most a few pages ahead of the next. A run ends its job row as ``success``,
 ``failed`` or ``cancelled`` (:class:`Cancellation`); only a killed process leaves it ``running``, and the next run
 of the table closes it as ``abandoned``.
 """

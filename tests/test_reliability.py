@@ -99,7 +99,7 @@ def test_postgres_dropping_the_connection_fails_clearly_and_the_retry_completes(
         sync(db, "items", items_sync(api.url), run_id="run-1", try_number=1)
     assert "lost the connection to Postgres while writing page" in str(error.value), repr(error.value.__cause__)
     written = len(rows(db))
-    # Whole pages only. The fetch thread runs up to three pages ahead, so the writer may not have committed any.
+    # Whole pages only. Fetching runs several pages ahead of writing, so the writer may not have committed any.
     assert written in (0, 5, 10, 15), written
     counts = sync(db, "items", items_sync(api.url), run_id="run-1", try_number=2)
     assert counts["fetched"] == 25 and counts["added"] == 25 and counts["pages"] == 5

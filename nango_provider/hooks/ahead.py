@@ -1,8 +1,9 @@
-"""``PagesAhead``: the requests of a run, each sent as soon as it is known, in a small thread pool.
+"""``PagesAhead``: with parallel paging, the planned requests of a run, sent ahead in a small thread pool.
 
-A page's next request is known once the page has arrived, before its records are turned into rows and written:
-it is sent then, so the API's latency overlaps that work. With parallel paging (offset or page numbers and a
-known total), up to ``concurrency`` planned requests are in flight at once. Pages are still taken in order and
+With parallel paging (offset or page numbers and a known total), up to ``concurrency`` planned requests are in
+flight at once. One page at a time, every request is sent by the thread that pages: it goes on to the next
+request as soon as it has handed a page on (the engine turns records into rows and writes them in other
+threads), so no hand-over between threads delays a request. Pages are still taken in order and
 each page's next request (its checkpoint) is still computed from the page before, so a failure and a retry
 never skip or repeat a page: a page fetched ahead of a failed one is simply fetched again by the retry.
 """
