@@ -46,7 +46,8 @@ with one connection per tenant (``connections:``) lands them side by side. ``rem
 ``fail_tenant_page`` change one tenant's data or make one of its pages fail.
 
 Run ``python -m devtools.demo_api --port 8700 --records 3000`` to serve until interrupted; ``--latency 0.02``
-delays every response by 20 ms, like a remote API (each connection waits on its own).
+makes every response take 20 ms, like a remote API (each connection waits on its own; building the answer is
+part of those 20 ms).
 """
 
 from __future__ import annotations
@@ -445,14 +446,17 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         api = cast(_DemoServer, self.server).api
-        if api.latency and not self.path.startswith("/_demo/"):
-            time.sleep(api.latency)  # a remote API's round trip; each connection waits on its own
+        received = time.monotonic()
         headers: dict[str, str] = {}
         try:
             status, payload, headers = api.respond(method, self.path, body, dict(self.headers.items()))
         except Exception:  # a bug must not kill the connection silently
             logger.exception("demo API failed on %s %s", method, self.path)
             status, payload = 500, _dumps({"error": "internal server error"})
+        if api.latency and not self.path.startswith("/_demo/"):
+            # A remote API's response time, the work of building the answer included; each connection waits on
+            # its own. A sync waiting only for the API then reaches exactly records per page / latency.
+            time.sleep(max(0.0, api.latency - (time.monotonic() - received)))
         self._send(status, payload, headers)
 
     def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
@@ -997,7 +1001,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--records", type=int, default=3000, help="records per data set (default: 3000)")
     parser.add_argument("--seed", type=int, default=7, help="seed of the generated data (default: 7)")
     parser.add_argument(
-        "--latency", type=float, default=0.0, help="seconds added to every response, like a remote API (default: 0)"
+        "--latency", type=float, default=0.0, help="seconds every response takes, like a remote API (default: 0)"
     )
     args = parser.parse_args(argv)
     api = DemoApi(host=args.host, port=args.port, records=args.records, seed=args.seed, latency=args.latency).start()
