@@ -125,7 +125,9 @@ _CHILD = textwrap.dedent(
     definition = SyncDefinition.from_mapping(params["name"], params["fields"])
     store = PostgresStore(lambda: psycopg.connect(params["db"]), definition)
     run = RunIdentity(definition.name, definition.dag_id, "sync", "run-1")
-    time.sleep(max(0.0, params["start_at"] - time.time()))  # both processes start together
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
+    time.sleep(max(0.0, start_at - time.time()))  # both processes start together
     counts = run_sync(NangoHook(), store, definition, run, log=lambda _: None)
     print(json.dumps(counts))
     """
@@ -134,26 +136,25 @@ _CHILD = textwrap.dedent(
 
 def test_two_processes_with_one_credential_share_the_budget(api: FixtureServer, db: str) -> None:
     first, second = Jira(api, "/one"), Jira(api, "/two")
-    start_at = time.time() + 4.0  # after both processes have imported everything
     children = [
         subprocess.Popen(
-            [sys.executable, "-c", _CHILD, json.dumps(params)], cwd=ROOT, stdout=subprocess.PIPE, text=True
+            [sys.executable, "-c", _CHILD, json.dumps(params)],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
         )
         for params in (
-            {
-                "name": "one",
-                "db": db,
-                "start_at": start_at,
-                "fields": fields(api, 10, table="test_budget.one", path="/one"),
-            },
-            {
-                "name": "two",
-                "db": db,
-                "start_at": start_at,
-                "fields": fields(api, 10, table="test_budget.two", path="/two"),
-            },
+            {"name": "one", "db": db, "fields": fields(api, 10, table="test_budget.one", path="/one")},
+            {"name": "two", "db": db, "fields": fields(api, 10, table="test_budget.two", path="/two")},
         )
     ]
+    assert [child.stdout.readline() if child.stdout else "" for child in children] == ["ready\n", "ready\n"]
+    start_at = time.time() + 0.3  # both have imported everything: they start together
+    for child in children:
+        assert child.stdin is not None
+        child.stdin.write(f"{start_at}\n")
+        child.stdin.flush()
     outputs = [child.communicate(timeout=60)[0] for child in children]
     assert [child.returncode for child in children] == [0, 0], outputs
     assert [json.loads(output)["fetched"] for output in outputs] == [TOTAL, TOTAL]
