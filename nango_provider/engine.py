@@ -1,7 +1,7 @@
 """One run of a sync, without Airflow: lock the table, resume or start, write every page, finish or record why not.
 
 Data flows one way: the hook yields pages, the store writes them. Fetching and turning records into COPY rows
-happen in two background threads, each at most a few pages ahead of the next. A run ends its job row as ``success``,
+happen in background threads, at most a few pages ahead of the writes. A run ends its job row as ``success``,
 ``failed`` or ``cancelled`` (:class:`Cancellation`); only a killed process leaves it ``running``, and the next run
 of the table closes it as ``abandoned``.
 """
@@ -213,10 +213,7 @@ def _write_fetched(
     """Write the fetched pages; whether the last one ended the run (not cut by max_total). ``stop`` is set when
     writing stops."""
     complete = True
-    # Three threads in a row: fetching (with paging), turning records into rows, writing. The fetch thread goes
-    # on to the next request as soon as a page is handed on, so a sequential sync waits only for the API.
-    fetched_pages = Prefetcher(pages, check=check)  # its own stop event: it ends before the writes do
-    prepared_pages = _prepared(store, definition, iter(fetched_pages), state.counts["fetched"])
+    prepared_pages = _prepared(store, definition, _fetching_ahead(definition, pages, check), state.counts["fetched"])
     for page, prepared, high in Prefetcher(prepared_pages, stop=stop, check=check):
         checkpoint = page.next_request.to_checkpoint() if page.next_request else None
         counts = store.write_page(run, state, prepared, page.number, checkpoint, high_mark=high)
@@ -262,11 +259,20 @@ def _since(definition: SyncDefinition, state: RunState, log: Callable[[str], Non
     return since
 
 
+def _fetching_ahead(definition: SyncDefinition, pages: Iterator[Page], check: Callable[[], None]) -> Iterator[Page]:
+    """``pages``, fetched in a thread of their own when the sync fetches one page at a time: that thread goes on to
+    the next request as soon as it has handed a page on, so a sequential sync waits only for the API. Parallel
+    pages are already fetched ahead by the hook's pool: another thread would only add a hand-over."""
+    if definition.paging is not None and definition.paging.concurrency > 1:
+        return pages
+    return iter(Prefetcher(pages, check=check))  # its own stop event: it ends before the writes do
+
+
 def _prepared(
     store: PostgresStore, definition: SyncDefinition, pages: Iterator[Page], fetched: int
 ) -> Iterator[tuple[Page, PreparedPage, Any]]:
-    """Runs in a thread of its own: each page with its COPY rows and its highest incremental value, records
-    dropped, so CPU work overlaps both fetches and writes."""
+    """Runs in the writer's prefetch thread: each page with its COPY rows and its highest incremental value,
+    records dropped, so CPU work overlaps the writes (and, one page at a time, the fetches too)."""
     marked = compile_path(definition.incremental.record_field) if definition.incremental else None
     for page in pages:
         prepared = store.prepare_page(page.records, page.number, fetched)
