@@ -286,3 +286,17 @@ def test_pool_and_pool_slots_become_the_task_s_and_the_rate_budget_reaches_the_d
     assert operator.build_definition().max_requests_per_second == 3.0
     with pytest.raises(SyncDefinitionError, match="field 'pool'"):
         nango_sync("bad", "https://api.example.com/items", pool="two words")
+
+
+def test_each_connection_s_mapped_task_runs_in_the_pool() -> None:
+    dag = nango_sync(
+        "tenants",
+        "/items",
+        unique_key="id",
+        connections=["tenant_a", "tenant_b"],
+        pool="tenant_api",
+        max_requests_per_second=2,
+    )
+    task = dag.get_task("sync")
+    assert task.partial_kwargs["pool"] == "tenant_api"
+    assert task.partial_kwargs["max_requests_per_second"] == 2.0

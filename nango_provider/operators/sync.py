@@ -162,15 +162,13 @@ class NangoSyncOperator(BaseOperator):
         """An operator for an already validated definition; ``kwargs`` are BaseOperator arguments or overrides.
 
         The definition's ``pool`` and ``pool_slots`` become the task's own (Airflow's defaults when not set)."""
-        fields = {name: getattr(definition, name) for name in OPERATOR_FIELDS}
-        fields |= {name: getattr(definition, name) for name in _AIRFLOW_TASK_FIELDS if getattr(definition, name)}
-        return cls(sync_name=definition.name, **(fields | kwargs))
+        return cls(sync_name=definition.name, **(_operator_arguments(definition) | kwargs))
 
     @classmethod
     def partial_from_definition(cls, definition: SyncDefinition, **kwargs: Any) -> Any:
         """``from_definition`` for a sync with several ``connections``: the partial operator, to be expanded over
         its connections (``.expand(connection=...)``, one mapped task per connection)."""
-        fields = {name: getattr(definition, name) for name in OPERATOR_FIELDS}
+        fields = _operator_arguments(definition)
         if isinstance(fields["connections"], tuple):
             fields["connections"] = list(fields["connections"])
         return cls.partial(sync_name=definition.name, **(fields | kwargs))
@@ -353,6 +351,12 @@ class NangoSyncOperator(BaseOperator):
         raise SyncDefinitionError(
             self.sync_name, "full_refresh", f"expected true or false, got {value!r}", source=self._source
         )
+
+
+def _operator_arguments(definition: SyncDefinition) -> dict[str, Any]:
+    """The operator's arguments for ``definition``: its fields, with ``pool`` and ``pool_slots`` only when set."""
+    fields = {name: getattr(definition, name) for name in OPERATOR_FIELDS}
+    return fields | {name: getattr(definition, name) for name in _AIRFLOW_TASK_FIELDS if getattr(definition, name)}
 
 
 def _mask(secrets: Sequence[str]) -> None:
