@@ -80,7 +80,6 @@ def build_dag(definition: SyncDefinition, **dag_kwargs: Any) -> DAG:
         "default_args": DEFAULT_TASK_ARGS,
         "description": _description(definition),
         "doc_md": _doc_md(definition),
-        "params": _params(definition),
         **dag_kwargs,
     }
     task_kwargs: dict[str, Any] = {
@@ -90,7 +89,7 @@ def build_dag(definition: SyncDefinition, **dag_kwargs: Any) -> DAG:
         "pre_execute": refuse_unknown_run_params,
         "outlets": [sync_asset(".".join(definition.qualified_table), definition.postgres_conn_id)],
     }
-    with DAG(**options) as dag:
+    with _new_dag(options, _params(definition)) as dag:
         if definition.connections is None:
             NangoSyncOperator.from_definition(definition, **task_kwargs)
         else:
@@ -331,27 +330,72 @@ def refuse_unknown_run_params(context: Any) -> None:
         raise AirflowFailException(str(error)) from error
 
 
-# Airflow checks every param of a scheduled DAG against its schema when the DAG is built, and each check first
-# validates the schema itself against its dialect's meta-schema: the default dialect (2020-12) is a web of
-# vocabularies that took about 40% of the time to build a thousand sync DAGs. Draft 7's meta-schema is one
-# small document, and it has every keyword these params use.
+# Each param declares JSON-schema draft 7: when Airflow checks a param it first checks the schema itself against
+# its dialect's meta-schema, and draft 7's is one small document (the default, 2020-12, is a web of vocabularies).
 _PARAM_DIALECT: Final = "http://json-schema.org/draft-07/schema#"
 
 
+class _SharedSchema(dict[str, Any]):
+    """A param's JSON schema, one object shared by the params of every sync DAG, and never changed.
+
+    Airflow deep-copies a DAG's params into each of its tasks; a shared schema is not copied (its deep copy is
+    itself), which took about a tenth of the time to build a sync's DAG. Changing it would change every sync
+    DAG's param, so it refuses to be changed.
+    """
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> _SharedSchema:
+        return self
+
+    def __reduce__(self) -> tuple[type[dict[str, Any]], tuple[dict[str, Any]]]:
+        return dict, (dict(self),)  # a pickled or copied schema is a plain dict, free to change
+
+    def _refuse_change(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("the schema of a sync DAG's param is shared by every sync DAG: copy it to change it")
+
+    __setitem__ = __delitem__ = __ior__ = clear = pop = popitem = setdefault = update = _refuse_change  # type: ignore[assignment]
+
+
+_FULL_REFRESH_SCHEMA: Final = _SharedSchema({"$schema": _PARAM_DIALECT, "type": "boolean", "title": "Full refresh"})
+_MAX_TOTAL_SCHEMA: Final = _SharedSchema(
+    {
+        "$schema": _PARAM_DIALECT,
+        "type": ["null", "integer"],
+        "minimum": 1,
+        "maximum": MAX_BIGINT,
+        "title": "Max records",
+    }
+)
+
+
 def _params(definition: SyncDefinition) -> dict[str, Param]:
-    max_total = {"type": ["null", "integer"], "minimum": 1, "maximum": MAX_BIGINT, "title": "Max records"}
     return {
         "full_refresh": Param(
             False,
             description="Start from the first page, ignoring the checkpoint a failed try of this run left.",
-            schema={"$schema": _PARAM_DIALECT, "type": "boolean", "title": "Full refresh"},
+            schema=_FULL_REFRESH_SCHEMA,
         ),
         "max_total": Param(
             definition.max_total,
             description="Stop after this many records (empty: no limit). A cut run marks no record as deleted.",
-            schema={"$schema": _PARAM_DIALECT, **max_total},
+            schema=_MAX_TOTAL_SCHEMA,
         ),
     }
+
+
+def _new_dag(options: dict[str, Any], params: dict[str, Param]) -> DAG:
+    """``DAG(params=params, **options)``, without Airflow's check of each param's default against its schema.
+
+    Airflow checks the params of a scheduled DAG when the DAG is built, and the check (jsonschema checking the
+    schema, then the value) took about a quarter of the time to build a sync's DAG. These defaults cannot fail
+    it: ``full_refresh`` is ``False`` and ``max_total`` was checked with the definition (null, or an integer
+    from 1 to 2**63 - 1), so the params are added once the DAG exists, before its task copies them. Params or
+    default args given by the caller (``nango_sync(dag_kwargs=...)``) go the usual way, checked by Airflow.
+    """
+    if "params" in options or "default_args" in options and options["default_args"] is not DEFAULT_TASK_ARGS:
+        return DAG(**({"params": params} | options))
+    dag = DAG(**options)
+    dag.params.update(params)
+    return dag
 
 
 def _description(definition: SyncDefinition) -> str:
