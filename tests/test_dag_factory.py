@@ -4,22 +4,32 @@ shortcut and the Python API."""
 
 from __future__ import annotations
 
+import copy
+import gc
+import json
+import os
+import pickle
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+from airflow.sdk import DAG, Param
 
 from nango_provider import definition as definition_module
 from nango_provider.dag_factory import (
     ERRORS_FILE_NAME,
+    build_dag,
     find_syncs,
     load_sync_dags,
     nango_sync,
     report_definition_errors,
     sync_asset,
 )
+from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import InvalidSyncDefinitionsError, SyncDefinitionError
 from nango_provider.operators.sync import NangoSyncOperator
 
@@ -300,3 +310,220 @@ def test_each_connection_s_mapped_task_runs_in_the_pool() -> None:
     task = dag.get_task("sync")
     assert task.partial_kwargs["pool"] == "tenant_api"
     assert task.partial_kwargs["max_requests_per_second"] == 2.0
+
+
+# -- building thousands of DAGs cheaply, without changing them ---------------------------------------------------
+
+PARAM_DIALECT = "http://json-schema.org/draft-07/schema#"
+VARIED_SYNCS = """
+syncs:
+  plain:
+    url: https://api.example.com/plain
+  everything:
+    url: https://user:pw@api.example.com/v1/items?api_key=SECRET123&x=1
+    method: post
+    headers: {Authorization: "Bearer abc", Accept: application/json, X-Note: "a: b #c"}
+    query_params: {"on": "123", empty: "", flag: true, many: [1, 2]}
+    body: {filter: {a: [1, 2, {b: null}]}, n: 1.5}
+    response_path: $.data[*]
+    unique_key: id
+    paging_request_path: cursor
+    paging_response_path: next
+    frequency: "*/15 * * * *"
+    max_total: 1
+    table: crm.items
+    http_conn_id: my_api
+    postgres_conn_id: pg
+    deletes: hard
+    metadata: {team: a, tenant: "{{ dag_run.conf.tenant }}"}
+    auto_mapping: true
+  largest:
+    url: "https://api.example.com/{{ var.value.path }}"
+    frequency: "@daily"
+    unique_key: id
+    incremental: {record_field: updatedAt, request_name: updated_since, lookback: 10m}
+    max_total: 9223372036854775807
+  triggered:
+    url: https://api.example.com/t
+    frequency: null
+    soft_delete: false
+"""
+
+
+def plain_dag(definition: SyncDefinition, **dag_kwargs: Any) -> DAG:
+    """The factory's DAG built the plain way: fresh params with plain schemas in ``DAG(...)``, checked by Airflow."""
+    from nango_provider import dag_factory
+
+    params = {
+        "full_refresh": Param(
+            False,
+            description="Start from the first page, ignoring the checkpoint a failed try of this run left.",
+            schema={"$schema": PARAM_DIALECT, "type": "boolean", "title": "Full refresh"},
+        ),
+        "max_total": Param(
+            definition.max_total,
+            description="Stop after this many records (empty: no limit). A cut run marks no record as deleted.",
+            schema={
+                "$schema": PARAM_DIALECT,
+                "type": ["null", "integer"],
+                "minimum": 1,
+                "maximum": 2**63 - 1,
+                "title": "Max records",
+            },
+        ),
+    }
+    options = {
+        "dag_id": definition.dag_id,
+        "schedule": definition.frequency,
+        "start_date": dag_factory.START_DATE,
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["nango", "sync"],
+        "default_args": dag_factory.DEFAULT_TASK_ARGS,
+        "description": dag_factory._description(definition),
+        "doc_md": dag_factory._doc_md(definition),
+        "params": params,
+        **dag_kwargs,
+    }
+    with DAG(**options) as dag:
+        NangoSyncOperator.from_definition(
+            definition,
+            task_id="sync",
+            full_refresh="{{ params.full_refresh }}",
+            max_total="{{ params.max_total }}",
+            pre_execute=dag_factory.refuse_unknown_run_params,
+            outlets=[sync_asset(".".join(definition.qualified_table), definition.postgres_conn_id)],
+        )
+    return dag
+
+
+def serialized(dag: DAG) -> dict[str, Any]:
+    """The DAG as the DAG processor stores it, without where it was defined."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    data = DagSerialization.to_dict(dag)
+    data["dag"].pop("fileloc", None)
+    data["dag"].pop("relative_fileloc", None)
+    return data
+
+
+@pytest.mark.parametrize("api_created", [False, True], ids=["yaml", "api"])
+def test_the_factory_builds_the_dags_airflow_would_build_from_the_same_arguments(
+    tmp_path: Path, api_created: bool
+) -> None:
+    """Shared param schemas and params added after the DAG's own check change nothing Airflow stores."""
+    write(tmp_path, "varied.yaml", VARIED_SYNCS)
+    extra: dict[str, Any] = {"is_paused_upon_creation": False, "tags": ["nango", "sync", "api"]} if api_created else {}
+    found = find_syncs(tmp_path, registry=False)
+    assert len(found.definitions) == 4 and not found.errors
+    for definition, _ in found.definitions:
+        assert serialized(build_dag(definition, **extra)) == serialized(plain_dag(definition, **extra))
+
+
+def test_every_param_default_the_factory_sets_passes_airflows_check(tmp_path: Path) -> None:
+    write(tmp_path, "varied.yaml", VARIED_SYNCS)
+    dags = load_sync_dags(tmp_path, registry=False)
+    checked = {dag_id: dag.params.validate() for dag_id, dag in dags.items()}
+    assert checked["nango_sync_everything"] == {"full_refresh": False, "max_total": 1}
+    assert checked["nango_sync_largest"] == {"full_refresh": False, "max_total": 2**63 - 1}
+    assert checked["nango_sync_plain"] == {"full_refresh": False, "max_total": None}
+
+
+def test_params_given_by_the_caller_are_still_checked_by_airflow() -> None:
+    with pytest.raises(ValueError, match="not allowed to define a Schedule"):
+        nango_sync(
+            "pokemon",
+            "https://pokeapi.co/api/v2/pokemon",
+            dag_kwargs={"params": {"team": Param(5, schema={"type": "string"})}},
+        )
+    dag = nango_sync("pokemon", "https://pokeapi.co/api/v2/pokemon", dag_kwargs={"params": {"team": Param("a")}})
+    assert dag.params.dump() == {"team": "a"}
+
+
+def test_param_schemas_are_shared_by_every_dag_and_cannot_be_changed(tmp_path: Path) -> None:
+    write(tmp_path, "varied.yaml", VARIED_SYNCS)
+    dags = list(load_sync_dags(tmp_path, registry=False).values())
+    task_params = dags[0].get_task("sync").params
+    schemas = {id(params.get_param("max_total").schema) for params in [task_params, *(d.params for d in dags)]}
+    assert len(schemas) == 1  # one object, in every DAG and in the task's deep copy of the DAG's params
+    schema = dags[0].params.get_param("max_total").schema
+    with pytest.raises(TypeError, match="shared by every sync DAG"):
+        schema["maximum"] = 5
+    with pytest.raises(TypeError, match="shared by every sync DAG"):
+        schema.update(minimum=0)
+    assert copy.deepcopy(schema) is schema
+    for copied in (copy.copy(schema), pickle.loads(pickle.dumps(schema))):
+        assert type(copied) is dict and copied == schema
+    assert json.loads(json.dumps(schema)) == schema
+
+
+def test_cycle_collection_is_paused_while_the_dags_are_built_and_then_resumed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from nango_provider import dag_factory
+
+    write(tmp_path, "varied.yaml", VARIED_SYNCS)
+    collecting: list[bool] = []
+    build = dag_factory.build_dag
+
+    def recording_build(definition: SyncDefinition, **kwargs: Any) -> DAG:
+        collecting.append(gc.isenabled())
+        return build(definition, **kwargs)
+
+    monkeypatch.setattr(dag_factory, "build_dag", recording_build)
+    assert gc.isenabled()
+    frozen = gc.get_freeze_count()
+    load_sync_dags(tmp_path, registry=False)
+    assert collecting == [False] * 4 and gc.isenabled() and gc.get_freeze_count() == frozen
+    gc.disable()  # whoever turned it off keeps it off
+    try:
+        load_sync_dags(tmp_path, registry=False)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+
+
+def test_objects_frozen_before_the_dags_are_built_stay_frozen(tmp_path: Path) -> None:
+    """Airflow's DAG processor freezes its objects before it forks the process that parses a DAG file."""
+    write(tmp_path, "varied.yaml", VARIED_SYNCS)
+    gc.freeze()
+    try:
+        frozen = gc.get_freeze_count()
+        load_sync_dags(tmp_path, registry=False)
+        assert gc.get_freeze_count() == frozen and gc.isenabled()
+    finally:
+        gc.unfreeze()
+
+
+def test_a_task_of_a_yaml_sync_builds_its_dag_without_the_registrys_modules(tmp_path: Path) -> None:
+    """What a task pays to parse its DAG: psycopg and Airflow's Postgres hook are not even imported."""
+    write(tmp_path, "varied.yaml", VARIED_SYNCS)
+    script = (
+        "import sys\n"
+        "from nango_provider.dag_factory import load_sync_dags\n"
+        f"print(sorted(load_sync_dags({str(tmp_path)!r})))\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'psycopg' or 'providers.postgres.hooks' in m))\n"
+    )
+    env = {
+        **os.environ,
+        "_AIRFLOW_PARSING_CONTEXT_DAG_ID": "nango_sync_plain",
+        "AIRFLOW_CONN_POSTGRES_DEFAULT": "postgresql://nobody@127.0.0.1:1/nowhere",
+    }
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    assert result.stdout.splitlines() == ["['nango_sync_plain']", "[]"]
+
+
+def test_airflow_does_not_check_the_factorys_own_param_defaults_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The check took about a quarter of the time to build a sync's DAG; the definition checked the values."""
+    write(tmp_path, "varied.yaml", VARIED_SYNCS)
+    checked: list[Any] = []
+    resolve = Param.resolve
+
+    def counting_resolve(self: Param, *args: Any, **kwargs: Any) -> Any:
+        checked.append(self.value)
+        return resolve(self, *args, **kwargs)
+
+    monkeypatch.setattr(Param, "resolve", counting_resolve)
+    assert len(load_sync_dags(tmp_path, registry=False)) == 4 and checked == []

@@ -200,6 +200,20 @@ def test_an_unresponsive_registry_holds_up_no_yaml_sync_and_is_reported_once(
     assert "the syncs created through the REST API are not loaded" in error
 
 
+def test_a_task_of_a_yaml_sync_never_connects_to_the_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The registry is read for a task's DAG only when no file defines its sync (see the test above)."""
+    (tmp_path / "pokemon.yaml").write_text(YAML)
+    with silent_server() as (port, accepted):
+        monkeypatch.setenv("AIRFLOW_CONN_NANGO_REGISTRY", f"postgresql://nobody@127.0.0.1:{port}/nowhere")
+        monkeypatch.setenv("NANGO_REGISTRY_CONN_ID", "nango_registry")
+        monkeypatch.setenv("_AIRFLOW_PARSING_CONTEXT_DAG_ID", "nango_sync_pokemon")
+        started = time.monotonic()
+        assert list(load_sync_dags(tmp_path)) == ["nango_sync_pokemon"]
+        assert time.monotonic() - started < 1.0
+        time.sleep(0.5)  # a connection attempt started in the background would have been accepted by now
+        assert accepted == []
+
+
 def test_the_wait_for_the_registry_is_configurable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "pokemon.yaml").write_text(YAML)
     with silent_server() as (port, _):
