@@ -72,6 +72,29 @@ def test_changed_records_are_updated_and_missing_ones_soft_deleted(db: str, api:
     assert rows(db)["11"]["deleted_at"] is not None
 
 
+def test_a_resync_sends_postgres_only_the_rows_that_are_new_or_changed(
+    db: str, api: FixtureServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An unchanged record costs a re-sync its key and hash over the wire, not its JSON."""
+    serve(api, items(10))
+    sync(db, "items", items_sync(api.url), run_id="run-1")
+    sent: list[bytes] = []
+    write = psycopg.Copy.write
+
+    def recording_write(self: psycopg.Copy, buffer: Any) -> None:
+        sent.append(bytes(buffer))
+        write(self, buffer)
+
+    monkeypatch.setattr(psycopg.Copy, "write", recording_write)
+    assert sync(db, "items", items_sync(api.url), run_id="run-2")["unchanged"] == 10
+    assert sent == []
+    serve(api, [*items(10, **{"3": {"name": "renamed"}}), {"id": 11, "name": "new"}])
+    counts = sync(db, "items", items_sync(api.url), run_id="run-3")
+    assert (counts["added"], counts["updated"], counts["unchanged"]) == (1, 1, 9)
+    assert sorted(line.split(b"\t")[0] for chunk in sent for line in chunk.splitlines()) == [b"11", b"3"]
+    assert rows(db)["3"]["data"] == {"id": 3, "name": "renamed"} and rows(db)["11"]["deleted_at"] is None
+
+
 def test_duplicate_keys_within_and_across_pages_last_one_wins(db: str, api: FixtureServer) -> None:
     records = [
         {"id": 1, "v": "a"},

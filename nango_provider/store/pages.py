@@ -1,15 +1,17 @@
 """Page writes: a page's COPY rows go into a temporary stage, then into the sync's table in one statement.
 
-With a unique key: one set-based upsert that skips unchanged rows and counts inserts and updates with
-``RETURNING``; or, while a run only meets new keys (an initial sync), a COPY straight into the table, which is
-the least work Postgres can do for new rows. Without a unique key: the rows are kept in ``nango._nango_snapshot``
-until the run replaces the table.
+With a unique key: one set-based upsert that counts inserts and updates with ``RETURNING``; a re-sync first
+looks up the stored hashes of the page's keys and stages only the rows that are new or changed, so an unchanged
+row is neither sent nor touched. While a run only meets new keys (an initial sync), a COPY straight into the
+table, which is the least work Postgres can do for new rows. Without a unique key: the rows are kept in
+``nango._nango_snapshot`` until the run replaces the table.
 """
 
 from __future__ import annotations
 
 from typing import Any, Final
 
+import msgspec
 import psycopg
 from psycopg import errors, sql
 
@@ -22,7 +24,7 @@ _UPSERT: Final = """
 WITH written AS (
     INSERT INTO {table} AS t (_nango_unique_key, _nango_data, _nango_hash,
                               _nango_first_seen_at, _nango_updated_at, _nango_last_seen_at{columns})
-    SELECT k, {data}, h, now(), now(), now(){values} FROM pg_temp._nango_page AS p{parsed}{skip_unchanged}
+    SELECT k, {data}, h, now(), now(), now(){values} FROM pg_temp._nango_page AS p{parsed}
     ON CONFLICT {conflict} DO UPDATE SET
         _nango_data = EXCLUDED._nango_data,
         _nango_hash = EXCLUDED._nango_hash,
@@ -31,25 +33,28 @@ WITH written AS (
         _nango_deleted_at = NULL{assignments}
     WHERE t._nango_hash IS DISTINCT FROM EXCLUDED._nango_hash OR t._nango_deleted_at IS NOT NULL
     RETURNING (xmax = 0) AS inserted
-){seen}
+)
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
 _PARSED: Final = " CROSS JOIN LATERAL (SELECT p.d::jsonb AS j OFFSET 0) AS x"
-_SKIP_UNCHANGED: Final = """
--- Unchanged rows are skipped here, by one index lookup each: a correlated scalar subquery is never turned into a
--- join, so whatever the table's statistics say it cannot become a scan of the table per page, and its costs stay
--- realistic (no planner setting). ON CONFLICT would lock, and so dirty, every unchanged row it meets.
--- Only worth it when the table held rows at the start.
+_CHANGED_ROWS: Final = """
+-- The page's keys are recorded as seen, and the positions of its rows that differ from the live row stored under
+-- their key come back (new, changed, or stored as deleted). Each row costs one primary-key lookup, in a correlated
+-- scalar subquery, which the planner never turns into a scan of the table: its costs stay realistic, with no
+-- planner setting. The keys and hashes travel as one JSON array of pairs, the rows' JSON not at all.
+WITH page AS MATERIALIZED (
+    SELECT r.e ->> 0 AS k, r.e ->> 1 AS h, r.n - 1 AS i
+    FROM jsonb_array_elements(%(rows)s::jsonb) WITH ORDINALITY AS r(e, n)
+), seen AS (
+    INSERT INTO nango._nango_seen_keys (run_key, keys) SELECT %(run)s, array_agg(k) FROM page
+)
+SELECT i FROM page AS p
 WHERE (
     SELECT c._nango_hash FROM {table} AS c WHERE c._nango_unique_key = p.k AND c._nango_deleted_at IS NULL{scope}
 ) IS DISTINCT FROM p.h"""
-_SEEN: Final = """,
-seen AS (
-    INSERT INTO nango._nango_seen_keys (run_key, keys)
-    SELECT %(run)s, array_agg(k) FROM pg_temp._nango_page HAVING count(*) > 0
-)"""
 
 
+_ENCODER: Final = msgspec.json.Encoder()
 _COPY_TO_TABLE: Final = "COPY {table} (_nango_unique_key, _nango_data, _nango_hash) FROM STDIN"
 
 
@@ -77,32 +82,51 @@ def upsert_page(
     *,
     columns: TableColumns,
 ) -> tuple[int, int]:
-    """Upsert a keyed page; ``(added, updated)``. A re-sync also skips unchanged rows and records the keys seen.
-    ``columns`` says which extra columns (metadata, typed columns) are written and how."""
+    """Upsert a keyed page; ``(added, updated)``. A re-sync records the keys seen and sends only the rows that
+    are new or changed. ``columns`` says which extra columns (metadata, typed columns) are written and how."""
+    if state.track_seen:
+        if not prepared.rows:
+            return 0, 0
+        seen = prepared.rows
+        prepared = changed_rows(cursor, table, prepared, run, columns)
+        state.seen += seen
+        if not prepared.rows:
+            return 0, 0  # nothing changed: the page's rows are neither sent nor touched
     with cursor.copy(COPY_TO_STAGE) as copy:
         copy.write(prepared.copy_text)
-    seen = sql.SQL(_SEEN if state.track_seen else "")
-    skip = sql.SQL(_SKIP_UNCHANGED if state.track_seen else "").format(table=table, scope=columns.scope("c"))
     # With extra columns the page's JSON is parsed once per written row (a lateral subquery the planner keeps
-    # apart, after the skip of unchanged rows), not once per column.
+    # apart), not once per column.
     parsed = sql.SQL(_PARSED if columns.writes_extra else "")
     data = sql.SQL("x.j" if columns.writes_extra else "d::jsonb")
     upsert = sql.SQL(_UPSERT).format(
         table=table,
         conflict=columns.conflict_target(),
-        seen=seen,
-        skip_unchanged=skip,
         data=data,
         parsed=parsed,
         columns=columns.insert_columns(),
         values=columns.insert_values(data),
         assignments=columns.update_assignments(),
     )
-    cursor.execute(upsert, {"run": run.run_key, **columns.params})
+    cursor.execute(upsert, columns.params)
     added, updated = cursor.fetchone() or (0, 0)
-    if state.track_seen:
-        state.seen += prepared.rows
     return int(added), int(updated)
+
+
+def changed_rows(
+    cursor: psycopg.Cursor[Any],
+    table: sql.Composable,
+    prepared: PreparedPage,
+    run: RunIdentity,
+    columns: TableColumns,
+) -> PreparedPage:
+    """Record the page's keys as seen by ``run``; the page's rows that are new, changed (another hash) or stored
+    as deleted (in the run's connection's rows, when rows are keyed by connection), which are all that needs
+    writing. An unchanged row costs one index lookup and its key and hash over the wire, not its JSON."""
+    pairs = _ENCODER.encode(list(zip(prepared.keys, prepared.hashes, strict=True))).decode()
+    statement = sql.SQL(_CHANGED_ROWS).format(table=table, scope=columns.scope("c"))
+    cursor.execute(statement, {"run": run.run_key, "rows": pairs, **columns.params})
+    changed = sorted(index for (index,) in cursor.fetchall())
+    return prepared if len(changed) == prepared.rows else prepared.only(changed)
 
 
 def stage_snapshot_page(cursor: psycopg.Cursor[Any], prepared: PreparedPage, run: RunIdentity) -> None:

@@ -6,6 +6,7 @@ by key (the last one wins, as it is the newest the API sent).
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 from collections.abc import Iterable, Sequence
@@ -26,12 +27,26 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\
 @dataclass(frozen=True)
 class PreparedPage:
     """A page as COPY text (``key \\t data \\t hash`` lines), its distinct rows and its fetched records; with
-    typed columns, the paths and types its records hold (``shape``)."""
+    typed columns, the paths and types its records hold (``shape``); for a keyed page, each row's key and hash in
+    the order of the lines (``keys``, ``hashes``), so that rows can be compared with the stored ones."""
 
     copy_text: bytes
     rows: int
     fetched: int
     shape: Shape | None = None
+    keys: tuple[str, ...] = ()
+    hashes: tuple[str, ...] = ()
+
+    def only(self, indexes: Sequence[int]) -> PreparedPage:
+        """The page with only the rows at ``indexes`` (positions among its lines); ``fetched`` stays the page's."""
+        lines = self.copy_text.split(b"\n")  # a line holds no raw newline: COPY escapes keys, JSON has none
+        return dataclasses.replace(
+            self,
+            copy_text=b"".join([lines[index] + b"\n" for index in indexes]),
+            rows=len(indexes),
+            keys=tuple(self.keys[index] for index in indexes),
+            hashes=tuple(self.hashes[index] for index in indexes),
+        )
 
 
 def prepare_keyed(
@@ -61,8 +76,10 @@ def prepare_keyed(
         if _NUL in data:
             _refuse_nul(record, sync, page, position)
         rows[key] = data
-    copy_text = _copy_text(((key.translate(_COPY_ESCAPES).encode(), data) for key, data in rows.items()), hash_key)
-    return PreparedPage(copy_text, len(rows), len(records), shape_of(records) if infer else None)
+    hashes = _hashes(rows.values(), hash_key)
+    copy_text = _copy_text(((key.translate(_COPY_ESCAPES).encode(), data) for key, data in rows.items()), hashes)
+    shape = shape_of(records) if infer else None
+    return PreparedPage(copy_text, len(rows), len(records), shape, keys=tuple(rows), hashes=tuple(hashes))
 
 
 def prepare_positional(
@@ -73,21 +90,28 @@ def prepare_positional(
         (str(first_position + offset).encode(), _encode(record, sync, page, offset))
         for offset, record in enumerate(records)
     ]
-    return PreparedPage(_copy_text(rows, hash_key), len(rows), len(records), shape_of(records) if infer else None)
+    hashes = _hashes((data for _, data in rows), hash_key)
+    return PreparedPage(_copy_text(rows, hashes), len(rows), len(records), shape_of(records) if infer else None)
 
 
-def _copy_text(rows: Iterable[tuple[bytes, bytes]], hash_key: bytes = b"") -> bytes:
-    """COPY text lines ``key \\t data \\t hash`` for (escaped key, JSON) pairs; runs for every record."""
+def _hashes(datas: Iterable[bytes], hash_key: bytes = b"") -> list[str]:
+    """The content hash of each row's JSON (keyed with ``hash_key``), as stored in ``_nango_hash``."""
     blake2b = functools.partial(hashlib.blake2b, key=hash_key) if hash_key else hashlib.blake2b
+    return [blake2b(data, digest_size=16).hexdigest() for data in datas]
+
+
+def _copy_text(rows: Iterable[tuple[bytes, bytes]], hashes: Iterable[str]) -> bytes:
+    """COPY text lines ``key \\t data \\t hash`` for (escaped key, JSON) pairs and their hashes; runs for every
+    record."""
     return b"".join(
         [
             b"%b\t%b\t%b\n"
             % (
                 key,
                 data.replace(b"\\", b"\\\\"),  # JSON has no raw control characters: only \\ needs COPY escaping
-                blake2b(data, digest_size=16).hexdigest().encode(),
+                digest.encode(),
             )
-            for key, data in rows
+            for (key, data), digest in zip(rows, hashes, strict=True)
         ]
     )
 
