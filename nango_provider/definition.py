@@ -945,6 +945,17 @@ def _refuse_aliases(text: str) -> None:
 class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[misc]
     """YAML's safe loader (the C one when available), refusing a key written twice in one mapping."""
 
+    def construct_document(self, node: yaml.Node) -> Any:
+        """The document's data; plain mappings, lists and strings (all a sync file usually holds) are built straight
+        from the nodes, several times faster than PyYAML's general constructor, which builds everything else."""
+        try:
+            data = _plain_data(self, node, 0)
+        except _NotPlain:
+            return super().construct_document(node)
+        self.constructed_objects.clear()
+        self.recursive_objects.clear()
+        return data
+
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
         seen: set[Any] = set()
         for key_node, _ in node.value:
@@ -955,3 +966,46 @@ class _UniqueKeyLoader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: 
                 )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
+_STR_TAG: Final = "tag:yaml.org,2002:str"
+_MAP_TAG: Final = "tag:yaml.org,2002:map"
+_SEQ_TAG: Final = "tag:yaml.org,2002:seq"
+_SPECIAL_KEY_TAGS: Final = frozenset({"tag:yaml.org,2002:merge", "tag:yaml.org,2002:value"})
+_PLAIN_DEPTH: Final = MAX_JSON_DEPTH + 8
+"""Deeper documents (refused later anyway) go to PyYAML's constructor, which builds them without recursion."""
+
+
+class _NotPlain(Exception):
+    """A node that :func:`_plain_data` leaves to PyYAML's general constructor."""
+
+
+def _plain_data(loader: _UniqueKeyLoader, node: yaml.Node, depth: int) -> Any:
+    """``node`` as data, as PyYAML's safe constructor builds it; raises :class:`_NotPlain` for anything but plain
+    mappings, lists and scalars (merge keys, ``!!set`` and other tags, unhashable keys, deep nesting)."""
+    if depth > _PLAIN_DEPTH:
+        raise _NotPlain
+    if isinstance(node, yaml.ScalarNode):
+        return node.value if node.tag == _STR_TAG else loader.construct_object(node, deep=True)
+    if isinstance(node, yaml.SequenceNode) and node.tag == _SEQ_TAG:
+        return [_plain_data(loader, child, depth + 1) for child in node.value]
+    if not isinstance(node, yaml.MappingNode) or node.tag != _MAP_TAG:
+        raise _NotPlain
+    keys: list[Any] = []
+    seen: set[Any] = set()
+    for key_node, _ in node.value:  # every key first, as the general constructor checks them before any value
+        if key_node.tag in _SPECIAL_KEY_TAGS:
+            raise _NotPlain
+        key = _plain_data(loader, key_node, depth + 1)
+        try:
+            duplicate = key in seen
+        except TypeError:
+            raise _NotPlain from None
+        if duplicate:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the key {key!r} appears twice in one mapping", key_node.start_mark
+            )
+        seen.add(key)
+        keys.append(key)
+    values = (value_node for _, value_node in node.value)
+    return {key: _plain_data(loader, value_node, depth + 1) for key, value_node in zip(keys, values, strict=True)}

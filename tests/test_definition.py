@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
+from nango_provider import definition as definition_module
 from nango_provider.definition import (
     FIELD_NAMES,
     SyncDefinition,
@@ -663,6 +665,58 @@ def test_load_a_duplicate_sync_name(tmp_path: Path) -> None:
     text = "syncs:\n  pokemon:\n    url: https://a.example.com\n  pokemon:\n    url: https://b.example.com\n"
     error = load_refused(write(tmp_path, text), "?", None, "the key 'pokemon' appears twice in one mapping")
     assert "line 4" in str(error)
+
+
+YAML_DOCUMENTS = [
+    "syncs:\n  a:\n    url: https://x.example.com\n    query_params: {limit: 5, on: yes}\n    max_total: 1_000\n",
+    "a: [1, 2.5, true, null, ~, 2024-01-01, 2024-01-01T10:00:00Z, 0x1f, .inf, 0b101, 12:30:00]\n",
+    "a: !!str 12\nb: !!set {x, y}\nc: !!omap [d: 1]\nd: !!binary aGVsbG8=\ne: |\n  block\n",
+    "1: a\n2.5: b\n~: c\n'=': d\n",
+    "=: 1\n",
+    "? [a]\n: 1\n",
+    "m:\n  <<: {c: 2}\n  d: 3\n",
+    "1: a\ntrue: b\n",
+    "a: {x: [1, 2], x: 3}\n",
+    "a: 2024-13-45\n",
+    "a: " + "9" * 5000 + "\n",
+    "x: !!str [1]\n",
+    "x: !custom 1\n",
+    "a: " + "[" * 3000 + "]" * 3000 + "\n",
+    "",
+]
+
+
+def _loaded(text: str, loader: type) -> tuple[str, Any]:
+    try:
+        return "data", yaml.load(text, Loader=loader)
+    except Exception as error:  # the same error, whichever way the document is built
+        return type(error).__name__, str(error)
+
+
+@pytest.mark.parametrize("text", YAML_DOCUMENTS, ids=range(len(YAML_DOCUMENTS)))
+def test_sync_files_read_the_same_as_with_pyyamls_general_constructor(text: str) -> None:
+    class General(definition_module._UniqueKeyLoader):  # type: ignore[misc]
+        def construct_document(self, node: yaml.Node) -> Any:
+            return yaml.constructor.BaseConstructor.construct_document(self, node)
+
+    assert _loaded(text, definition_module._UniqueKeyLoader) == _loaded(text, General)
+
+
+def test_a_plain_sync_file_is_read_without_pyyamls_general_constructor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Plain mappings, lists and strings are built straight from the nodes, several times faster."""
+    built: list[Any] = []
+    construct = yaml.constructor.SafeConstructor.construct_yaml_map
+
+    def counting(self: Any, node: yaml.Node) -> Any:
+        built.append(node)
+        return construct(self, node)
+
+    monkeypatch.setattr(yaml.constructor.SafeConstructor, "construct_yaml_map", counting)
+    path = write(tmp_path, "syncs:\n  pokemon:\n    url: https://x.example.com\n    query_params: {limit: 5}\n")
+    (definition,) = iter_definitions_file(path)
+    assert isinstance(definition, SyncDefinition) and definition.query_params == {"limit": 5} and built == []
 
 
 # --- redacted() ---------------------------------------------------------------------------------------------
