@@ -347,6 +347,14 @@ syncs:
     url: https://api.example.com/t
     frequency: null
     soft_delete: false
+  tenants:
+    url: /v1/items
+    unique_key: id
+    connections: [tenant_a, tenant_b]
+  tenants_templated:
+    url: /v1/items
+    unique_key: id
+    connections: "{{ var.json.tenants }}"
 """
 
 
@@ -385,15 +393,18 @@ def plain_dag(definition: SyncDefinition, **dag_kwargs: Any) -> DAG:
         "params": params,
         **dag_kwargs,
     }
+    task_kwargs: dict[str, Any] = {
+        "task_id": "sync",
+        "full_refresh": "{{ params.full_refresh }}",
+        "max_total": "{{ params.max_total }}",
+        "pre_execute": dag_factory.refuse_unknown_run_params,
+        "outlets": [sync_asset(".".join(definition.qualified_table), definition.postgres_conn_id)],
+    }
     with DAG(**options) as dag:
-        NangoSyncOperator.from_definition(
-            definition,
-            task_id="sync",
-            full_refresh="{{ params.full_refresh }}",
-            max_total="{{ params.max_total }}",
-            pre_execute=dag_factory.refuse_unknown_run_params,
-            outlets=[sync_asset(".".join(definition.qualified_table), definition.postgres_conn_id)],
-        )
+        if definition.connections is None:
+            NangoSyncOperator.from_definition(definition, **task_kwargs)
+        else:
+            dag_factory._sync_per_connection(definition, task_kwargs)
     return dag
 
 
@@ -415,7 +426,7 @@ def test_the_factory_builds_the_dags_airflow_would_build_from_the_same_arguments
     write(tmp_path, "varied.yaml", VARIED_SYNCS)
     extra: dict[str, Any] = {"is_paused_upon_creation": False, "tags": ["nango", "sync", "api"]} if api_created else {}
     found = find_syncs(tmp_path, registry=False)
-    assert len(found.definitions) == 4 and not found.errors
+    assert len(found.definitions) == 6 and not found.errors
     for definition, _ in found.definitions:
         assert serialized(build_dag(definition, **extra)) == serialized(plain_dag(definition, **extra))
 
@@ -474,7 +485,7 @@ def test_cycle_collection_is_paused_while_the_dags_are_built_and_then_resumed(
     assert gc.isenabled()
     frozen = gc.get_freeze_count()
     load_sync_dags(tmp_path, registry=False)
-    assert collecting == [False] * 4 and gc.isenabled() and gc.get_freeze_count() == frozen
+    assert collecting == [False] * 6 and gc.isenabled() and gc.get_freeze_count() == frozen
     gc.disable()  # whoever turned it off keeps it off
     try:
         load_sync_dags(tmp_path, registry=False)
@@ -527,4 +538,4 @@ def test_airflow_does_not_check_the_factorys_own_param_defaults_again(
         return resolve(self, *args, **kwargs)
 
     monkeypatch.setattr(Param, "resolve", counting_resolve)
-    assert len(load_sync_dags(tmp_path, registry=False)) == 4 and checked == []
+    assert len(load_sync_dags(tmp_path, registry=False)) == 6 and checked == []
