@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import psycopg
 import pytest
@@ -494,3 +495,48 @@ def test_a_sync_with_connections_shows_each_connections_last_run(api: Api) -> No
     listed = {sync["id"]: sync for sync in api.get().json()["syncs"]}
     assert listed["tenant_api"]["connections"] == per_connection
     assert listed["pokemon"]["connections"] is None
+
+
+def test_a_syncs_runs_come_newest_first_with_counts_duration_and_airflow_links(api: Api, pokedex: str) -> None:
+    wait_until_idle(api.server, "nango_sync_pokedex")
+    rows = job_rows(api.server, "nango_sync_pokedex")
+    response = api.http.get(f"{api.base}/{pokedex}/runs", params={"limit": 2}, timeout=60)
+    assert response.status_code == 200, response.text
+    shown = response.json()
+    assert (shown["id"], shown["dag_id"]) == (pokedex, "nango_sync_pokedex")
+    newest = list(reversed(rows))[:2]
+    assert [run["run_id"] for run in shown["runs"]] == [row["run_id"] for row in newest]
+    for run, row in zip(shown["runs"], newest, strict=True):
+        for name in ("status", "try_number", "task_id", "pages", "fetched", "added", "updated", "unchanged", "deleted"):
+            assert run[name] == row[name], name
+        assert run["duration_seconds"] == pytest.approx((row["ended_at"] - row["started_at"]).total_seconds())
+        run_path = f"dags/nango_sync_pokedex/runs/{quote(row['run_id'], safe='')}"
+        assert run["links"] == {"dag_run": run_path, "task_log": f"{run_path}/tasks/sync?try_number=1"}
+        assert "id" not in run
+    page = api.http.get(f"{api.server.url}/{shown['runs'][0]['links']['dag_run']}", timeout=30)
+    assert page.status_code == 200  # a page of Airflow's UI
+    everything = api.http.get(f"{api.base}/{pokedex}/runs", timeout=60).json()["runs"]
+    assert len(everything) == len(rows)
+
+
+def test_the_runs_of_an_unknown_sync_are_a_404_and_the_limit_is_bounded(api: Api) -> None:
+    assert_error(api.http.get(f"{api.base}/no_such_sync/runs", timeout=30), 404, "sync_not_found")
+    too_many = api.http.get(f"{api.base}/pokemon/runs", params={"limit": 100_000}, timeout=30)
+    assert assert_error(too_many, 422, "invalid_request")["field"] == "limit"
+
+
+def test_each_sync_says_which_actions_the_user_may_take_and_why_not(api: Api, pokedex: str) -> None:
+    admin = {sync["id"]: sync for sync in api.get().json()["syncs"]}
+    assert api.get().json()["user"] == "admin"
+    assert admin[pokedex]["actions"] == {
+        action: {"allowed": True, "reason": None} for action in ("pause", "resume", "trigger", "cancel")
+    }
+    viewer = Api(api.server, "viewer")
+    listing = viewer.get().json()
+    assert listing["user"] == "viewer"
+    for sync in (next(s for s in listing["syncs"] if s["id"] == pokedex), viewer.get(pokedex).json()):
+        for action, permission in sync["actions"].items():
+            assert permission["allowed"] is False, action
+            assert "user 'viewer' may not change the DAG nango_sync_pokedex" in permission["reason"]
+    # what the page disables, the API refuses
+    assert viewer.act("pause", pokedex).status_code == 403

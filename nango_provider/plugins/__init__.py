@@ -38,5 +38,6 @@ class NangoPlugin(AirflowPlugin):
             "destination": "nav",
             "nav_top_level": True,
             "icon": f"{URL_PREFIX}/icon.svg",
+            "icon_dark_mode": f"{URL_PREFIX}/icon-dark.svg",
         }
     ]

@@ -5,6 +5,7 @@
     POST   /nango/v1/syncs              create a sync (the original JSON body, plus ``name``)
     GET    /nango/v1/syncs              every sync: definition, state, last run, recent runs; definition errors
     GET    /nango/v1/syncs/{id}         one sync
+    GET    /nango/v1/syncs/{id}/runs    its recent runs (one per try), newest first, with links to Airflow's UI
     PUT    /nango/v1/syncs              {"action": "pause" | "resume" | "trigger" | "cancel", "sync_id": ...}
     DELETE /nango/v1/syncs/{id}         remove a sync created through the API (its table is kept)
     GET    /nango/ui                    the "Nango syncs" page
@@ -25,7 +26,7 @@ from email.message import Message
 from http import HTTPStatus
 from typing import Annotated, Any, Final, Literal
 
-from fastapi import Body, Depends, FastAPI, HTTPException, Request, status
+from fastapi import Body, Depends, FastAPI, HTTPException, Query, Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import BaseModel, Field
@@ -50,7 +51,7 @@ from nango_provider.plugins.airflow_internals import (
     is_authorized_dag,
     login_url,
 )
-from nango_provider.plugins.page import ICON_SVG, PAGE_HTML
+from nango_provider.plugins.page import ICON_DARK_SVG, ICON_SVG, PAGE_HTML
 from nango_provider.store.registry import SyncRegistry
 
 API_PREFIX: Final = "/v1/syncs"
@@ -266,10 +267,12 @@ def list_syncs(user: UserDep, session: SessionDep) -> dict[str, Any]:
     catalog = service.load_catalog(session, registry=registry)
     entries = catalog.add_runs(session, _readable(user, session, catalog), registry.conn_id)
     return {
-        "syncs": [entry.as_json() for entry in entries],
+        "syncs": [{**entry.as_json(), "actions": service.action_permissions(user, entry)} for entry in entries],
         "total_entries": len(entries),
         "has_import_errors": bool(catalog.import_errors),
         "errors": catalog.all_errors,
+        "definition_errors": [service.structured_error(line) for line in catalog.import_errors],
+        "user": user.get_name(),
     }
 
 
@@ -281,7 +284,28 @@ def get_sync(sync_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]
     catalog = service.load_catalog(session, registry=registry)
     entry = catalog.get(sync_id)
     catalog.add_runs(session, [sync_id], registry.conn_id)
-    return {**entry.as_json(), "errors": catalog.all_errors}
+    return {
+        **entry.as_json(),
+        "errors": catalog.all_errors,
+        "actions": service.action_permissions(user, entry),
+        "definition_errors": [service.structured_error(line) for line in catalog.import_errors],
+        "user": user.get_name(),
+    }
+
+
+@app.get(API_PREFIX + "/{sync_id}/runs")
+def get_sync_runs(
+    sync_id: str, user: UserDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=service.RUNS_LIMIT)] = 50
+) -> dict[str, Any]:
+    """The sync's last ``limit`` runs (one row per try), newest first, with their counts, full error, duration
+    and the paths of the Airflow run and task log."""
+    authorize(user, "GET", _dag_id(sync_id))
+    registry = SyncRegistry()
+    catalog = service.load_catalog(session, registry=registry)
+    entry = catalog.get(sync_id)
+    service.add_latest_dag_run(session, entry)
+    runs = service.sync_runs(entry, registry.conn_id, limit)
+    return {"id": entry.name, "dag_id": entry.dag_id, "runs": runs, "last_dag_run": entry.dag_run}
 
 
 @app.put(API_PREFIX)
@@ -342,3 +366,9 @@ def page(user: UserDep) -> HTMLResponse:
 def icon(user: UserDep) -> Response:
     """The nav icon of the page."""
     return Response(ICON_SVG, media_type="image/svg+xml", headers={"Cache-Control": "max-age=3600"})
+
+
+@app.get("/icon-dark.svg")
+def icon_dark(user: UserDep) -> Response:
+    """The nav icon of the page in Airflow's dark mode."""
+    return Response(ICON_DARK_SVG, media_type="image/svg+xml", headers={"Cache-Control": "max-age=3600"})

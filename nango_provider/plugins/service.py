@@ -12,11 +12,13 @@ button) goes through :mod:`nango_provider.plugins.airflow_internals`.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Literal
+from urllib.parse import quote
 
 import psycopg
 from psycopg import sql
@@ -402,3 +404,125 @@ def request_reparse(session: Session) -> bool:
 def audit(session: Session, event: str, dag_id: str, user_name: str, **extra: Any) -> None:
     """An entry in Airflow's audit log (Browse > Audit Log), without the definition (it may hold secrets)."""
     airflow.add_audit_log(session, f"nango_{event}", dag_id, user_name, extra)
+
+
+# -- one sync's runs and the user's permissions ---------------------------------------------------------------
+
+RUNS_LIMIT: Final = 200
+"""The most runs (tries) ``GET /v1/syncs/{id}/runs`` returns at once."""
+_RUNS: Final = """
+SELECT to_jsonb(job) - 'id' AS job FROM nango._nango_jobs job
+WHERE dag_id = %s ORDER BY started_at DESC, id DESC LIMIT %s
+"""
+
+
+def add_latest_dag_run(session: Session, entry: SyncEntry) -> None:
+    """Fill in the sync's latest Airflow DAG run (whether a try of it waits for its retry, among others)."""
+    _add_dag_runs({entry.name: entry}, session)
+
+
+def sync_runs(entry: SyncEntry, default_conn_id: str, limit: int) -> list[dict[str, Any]]:
+    """The last ``limit`` tries of the sync, newest first: every column of ``nango._nango_jobs`` (what a newer
+    schema adds comes along), the duration in seconds, ``retrying`` for the failed try that waits for its
+    retry, and the paths of its Airflow run and task log in Airflow's UI (relative to the UI's root)."""
+    conn_id = entry.definition.postgres_conn_id if entry.definition else default_conn_id
+    try:
+        conn = connection_factory(conn_id)()
+    except psycopg.Error as error:
+        raise StoreError(f"cannot connect to Postgres ({conn_id}): {error}") from error
+    with conn, conn.cursor() as cursor:
+        try:
+            cursor.execute(_RUNS, (entry.dag_id, limit))
+        except psycopg.errors.UndefinedTable:
+            return []
+        rows = [row[0] for row in cursor.fetchall()]
+    retrying_run = (entry.dag_run or {}).get("run_id") if (entry.dag_run or {}).get("retrying") else None
+    shown = [_run_json(entry.dag_id, row) for row in rows]
+    for run in shown:  # only the newest try of the waiting run is retrying; its older tries failed for good
+        if run["run_id"] == retrying_run and run["status"] == "failed":
+            run["status"] = "retrying"
+            break
+    return shown
+
+
+def _run_json(dag_id: str, row: dict[str, Any]) -> dict[str, Any]:
+    started, ended = _timestamp(row.get("started_at")), _timestamp(row.get("ended_at"))
+    run = {**row, "duration_seconds": (ended - started).total_seconds() if started and ended else None}
+    if row.get("run_id"):
+        run_path = f"dags/{quote(dag_id, safe='')}/runs/{quote(row['run_id'], safe='')}"
+        task_path = f"{run_path}/tasks/{quote(row.get('task_id') or 'sync', safe='')}"
+        run["links"] = {"dag_run": run_path, "task_log": f"{task_path}?try_number={row.get('try_number') or 1}"}
+    else:
+        run["links"] = None
+    return run
+
+
+def _timestamp(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value)
+
+
+ACTIONS: Final = ("pause", "resume", "trigger", "cancel")
+_RUN_ACTIONS: Final[dict[str, Literal["POST", "PUT"]]] = {"trigger": "POST", "cancel": "PUT"}
+
+
+def action_permissions(user: Any, entry: SyncEntry) -> dict[str, dict[str, Any]]:
+    """For each action of ``PUT /v1/syncs``: whether ``user`` may do it on this sync now (``allowed``) and, when
+    not, why (``reason``). The same checks as the action itself: ``PUT`` on the DAG for all four, and ``POST``
+    (trigger) or ``PUT`` (cancel) on its runs."""
+    name = user.get_name()
+    not_parsed = None if entry.dag else "its DAG is not parsed yet (or its DAG file has an import error)"
+    may_change = airflow.is_authorized_dag(user, "PUT", entry.dag_id)
+    shown: dict[str, dict[str, Any]] = {}
+    for action in ACTIONS:
+        reason = None
+        if not may_change:
+            reason = f"user {name!r} may not change the DAG {entry.dag_id} (Airflow role)"
+        elif action in _RUN_ACTIONS and not airflow.is_authorized_dag(
+            user, _RUN_ACTIONS[action], entry.dag_id, airflow.DagAccessEntity.RUN
+        ):
+            verb = "trigger" if action == "trigger" else "change"
+            reason = f"user {name!r} may not {verb} runs of the DAG {entry.dag_id} (Airflow role)"
+        reason = reason or not_parsed
+        shown[action] = {"allowed": reason is None, "reason": reason}
+    return shown
+
+
+_DEFINITION_LINE: Final = re.compile(
+    r"^(?:(?P<file>.+?): )?sync '(?P<sync>[^']*)'(?:, field '(?P<field>[^']*)')?: (?P<message>.*)$"
+)
+_HINT: Final = re.compile(r"[;,.]\s*(?P<hint>(?:did you mean|set|use|see|expected) .*)$", re.IGNORECASE)
+
+
+def structured_error(line: str) -> dict[str, Any]:
+    """One definition error as its parts: ``file`` (relative to the syncs folder when inside it), ``sync``,
+    ``field``, ``message`` and ``hint`` (the suggestion that ends the message, if any); ``text`` is the line
+    itself. A line of another form (the registry cannot be read, a DAG file's import error) has only ``text``
+    and ``message``."""
+    found = _DEFINITION_LINE.match(line)
+    if found is None:
+        return {"text": line, "file": None, "sync": None, "field": None, "message": line, "hint": None}
+    message = found["message"]
+    hint_found = _HINT.search(message)
+    hint = hint_found["hint"] if hint_found else None
+    if hint_found:
+        message = message[: hint_found.start()]
+    return {
+        "text": line,
+        "file": _shown_file(found["file"]),
+        "sync": found["sync"],
+        "field": found["field"],
+        "message": message,
+        "hint": hint,
+    }
+
+
+def _shown_file(file: str | None) -> str | None:
+    folder = os.environ.get("NANGO_SYNCS_PATH")
+    if file and folder and Path(file).is_absolute():
+        try:
+            return Path(file).relative_to(folder).as_posix()
+        except ValueError:
+            return Path(file).name
+    return file
