@@ -82,11 +82,16 @@ PAGE_HTML: Final = r"""<!doctype html>
   .actions { display: flex; gap: 6px; flex-wrap: wrap; }
   table { border-collapse: collapse; width: 100%; }
   .scroll { overflow-x: auto; }
-  th, td { padding: 8px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
-  th { background: var(--head); font-size: 12px; text-transform: uppercase; letter-spacing: .04em;
+  th, td { padding: 8px 5px; border-bottom: 1px solid var(--line); text-align: left; vertical-align: top; }
+  th { background: var(--head); font-size: 11px; text-transform: uppercase; letter-spacing: .02em;
        color: var(--muted); font-weight: 600; vertical-align: middle; }
   td { white-space: nowrap; }
-  td.dag { white-space: normal; font-size: 12px; }
+  .dag { font-size: 12px; }
+  td.actions-cell .actions { width: 150px; gap: 4px; }
+  td.actions-cell button { font-size: 12px; padding: 2px 8px; }
+  td.sync-cell { white-space: normal; min-width: 150px; max-width: 230px; overflow-wrap: anywhere; }
+  td.schedule-cell { white-space: normal; max-width: 110px; }
+  td.chart-cell .muted { display: block; }
   td.chart-cell svg { vertical-align: middle; margin-right: 6px; }
   td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
   .name { font-weight: 600; }
@@ -99,7 +104,7 @@ PAGE_HTML: Final = r"""<!doctype html>
   .retrying { color: var(--warn); }
   .running, .queued { color: var(--run); }
   .paused, .none, .not-parsed { color: var(--idle); }
-  td.last-run-cell { white-space: normal; min-width: 260px; max-width: 440px; }
+  td.last-run-cell { white-space: normal; min-width: 180px; max-width: 340px; }
   .run-error { color: var(--bad); font-size: 12px; margin-top: 4px; white-space: pre-wrap;
                overflow-wrap: anywhere; max-height: 9.5em; overflow-y: auto; }
   .run-error.retrying { color: var(--warn); } .run-error.cancelled { color: var(--idle); }
@@ -117,7 +122,8 @@ PAGE_HTML: Final = r"""<!doctype html>
   .empty-state { padding: 18px; border: 1px dashed var(--line); border-radius: 8px; margin: 12px 0; }
   .empty-state pre, pre.definition { background: var(--panel); border: 1px solid var(--line); padding: 10px;
       border-radius: 6px; overflow-x: auto; font-size: 12px; }
-  #notice { min-height: 1.4em; margin: 0 0 8px; }
+  #notice { min-height: 1.4em; margin: 0 0 8px; position: sticky; top: 0; z-index: 2; background: var(--bg); }
+  #notice:not(:empty) { padding: 6px 10px; border: 1px solid currentColor; border-radius: 6px; }
   #notice.ok { color: var(--ok); } #notice.bad { color: var(--bad); }
   .reason { color: var(--muted); font-size: 12px; margin: 4px 0 10px; }
   dl.facts { display: grid; grid-template-columns: max-content 1fr; gap: 4px 16px; margin: 0; }
@@ -169,7 +175,7 @@ PAGE_HTML: Final = r"""<!doctype html>
 <main id="view"><p class="muted">Loading...</p></main>
 
 <dialog id="trigger-dialog" aria-labelledby="trigger-title">
-  <form method="dialog" id="trigger-form">
+  <form method="dialog" id="trigger-form" novalidate>
     <h2 id="trigger-title">Trigger</h2>
     <p class="muted">The same params as Airflow's trigger form.</p>
     <label><input type="checkbox" id="full-refresh" name="full_refresh"> Full refresh
@@ -259,6 +265,7 @@ function ago(text) {
 
 function duration(seconds) {
   if (seconds === null || seconds === undefined) return "";
+  if (seconds < 1) return Math.round(seconds * 1000) + " ms";
   if (seconds < 60) return seconds.toFixed(seconds < 10 ? 1 : 0) + " s";
   if (seconds < 3600) return Math.floor(seconds / 60) + " min " + Math.round(seconds % 60) + " s";
   return Math.floor(seconds / 3600) + " h " + Math.round((seconds % 3600) / 60) + " min";
@@ -443,7 +450,7 @@ function lastRun(sync) {
 }
 
 function sparkline(history, syncId) {
-  const width = 120, height = 28, gap = 2;
+  const width = 96, height = 28, gap = 2;
   const max = Math.max(1, ...history.map((run) => run.fetched || 0));
   const label = history.length
     ? `${syncId}: records fetched in the last ${history.length} runs, oldest first: ` +
@@ -469,22 +476,23 @@ function syncLink(sync) {
 
 function row(sync) {
   const run = sync.last_run || {};
-  const cell = (label, attrs, ...children) => el("td", {"data-label": label, ...attrs}, ...children);
+  // one block per cell, so that the narrow layout's grid has two items: the label and the value
+  const cell = (label, attrs, ...children) => el("td", {"data-label": label, ...attrs}, el("div", {}, ...children));
   const count = (name) => cell(name, {class: "num", "data-field": name,
     title: name === "deleted" && sync.definition && sync.definition.deletes ? "deletes: " + sync.definition.deletes : null},
     run[name] ?? "");
   return el("tr", {"data-sync": sync.id},
-    cell("Sync", {}, syncLink(sync),
+    cell("Sync", {class: "sync-cell"}, syncLink(sync),
       el("span", {class: "badge source"}, sync.source === "dag_file" ? "dag file" : sync.source),
-      el("div", {class: "muted"}, sync.table || "")),
-    cell("Schedule", {"data-field": "schedule"}, sync.schedule || "triggered only"),
+      el("div", {class: "muted"}, sync.table || ""),
+      el("div", {class: "dag"}, dagLink(sync.dag_id))),
+    cell("Schedule", {class: "schedule-cell", "data-field": "schedule"}, sync.schedule || "triggered only"),
     cell("State", {"data-field": "state"}, state(sync)),
     cell("Last run", {class: "last-run-cell"}, lastRun(sync)),
     count("added"), count("updated"), count("unchanged"), count("deleted"),
     cell("Recent runs", {class: "chart-cell", "data-field": "chart"}, sparkline(sync.history || [], sync.id),
       el("span", {class: "muted"}, run.fetched === undefined ? "" : run.fetched + " fetched")),
-    cell("Actions", {}, actions(sync)),
-    cell("DAG", {class: "dag"}, dagLink(sync.dag_id)));
+    cell("Actions", {class: "actions-cell"}, actions(sync)));
 }
 
 function dagLink(dagId) {
@@ -512,12 +520,14 @@ function emptyState() {
     el("p", {class: "muted"}, "docs/adding-a-sync.md and docs/rest-api.md describe every field."));
 }
 
-function viewerNote(syncs) {
-  const blocked = syncs.map((sync) => Object.values(sync.actions || {}).find((p) => !p.allowed && /may not/.test(p.reason || "")))
-    .find(Boolean);
-  if (!blocked) return null;
+function viewerNote(data) {
+  // said once above the table: the buttons' own tooltips name each DAG
+  const blocked = data.syncs.filter((sync) => Object.values(sync.actions || {}).some((p) => !p.allowed && / may not /.test(p.reason || "")));
+  if (!blocked.length) return null;
+  const which = blocked.length === data.syncs.length ? "these syncs" : `${blocked.length} of these syncs`;
   return el("p", {class: "reason", "data-field": "permissions"},
-    "Some actions are unavailable to you: " + blocked.reason + ". Ask an Airflow admin for a role that may edit DAGs.");
+    `User '${data.user}' may not change ${which} (Airflow role): pause, resume, trigger and cancel are disabled. ` +
+    "Ask an Airflow admin for a role that may edit DAGs.");
 }
 
 function showList(data) {
@@ -528,10 +538,10 @@ function showList(data) {
     return;
   }
   const head = ["Sync", "Schedule", "State", "Last run", "Added", "Updated", "Unchanged", "Deleted",
-                "Recent runs", "Actions", "DAG"];
+                "Recent runs", "Actions"];
   const numeric = new Set(["Added", "Updated", "Unchanged", "Deleted"]);
   view.replaceChildren(
-    viewerNote(syncs) || "",
+    viewerNote(data) || "",
     el("div", {class: "scroll"}, el("table", {class: "syncs"},
       el("caption", {class: "muted", style: "text-align:left; caption-side: bottom; padding-top: 6px"},
         "Counts are those of the last run. Open a sync for its runs, charts and definition."),
@@ -631,7 +641,7 @@ function runsTable(runs, sync) {
 function axisLabel(value) {
   if (value >= 1e6) return (value / 1e6).toFixed(value >= 1e7 ? 0 : 1) + "M";
   if (value >= 1e3) return (value / 1e3).toFixed(value >= 1e4 ? 0 : 1) + "k";
-  return String(Math.round(value * 10) / 10);
+  return String(Number(value.toPrecision(3)));
 }
 
 function niceMax(value) {

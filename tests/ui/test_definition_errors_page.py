@@ -1,5 +1,6 @@
 """An invalid sync definition as a person sees it in the browser: Airflow's "Dag Import Error" on the home page
-names ``nango_sync_errors.py`` and the sync, and the Nango syncs page lists the error above the valid syncs."""
+names ``nango_sync_errors.py`` and the sync, and the Nango syncs page lists the error above the valid syncs: its
+file, sync, field, message and hint."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ pytestmark = [pytest.mark.ui, pytest.mark.integration]
 __all__ = ["live_airflow", "page"]  # the fixtures, imported for pytest
 
 BAD = "syncs:\n  ui_typo:\n    http_conn_id: nango_demo_api\n    url: /api/v2/pokemon\n    uniqe_key: name\n"
+FIELDS = ("file", "sync", "field", "message", "hint")
 MESSAGE = "sync 'ui_typo', field 'uniqe_key': unknown field; did you mean 'unique_key'?"
 
 
@@ -44,8 +46,18 @@ def test_an_invalid_definition_shows_in_airflow_and_on_the_nango_page(live_airfl
 
         page.goto(f"{live_airflow.url}/plugin/nango_syncs")
         errors = page.frame_locator("iframe").locator("#errors")
-        errors.get_by_text(f"{bad}: {MESSAGE}").wait_for()
+        listed = errors.locator("li.definition-error")
+        listed.wait_for()
         assert "could not be loaded" in errors.inner_text()
+        assert listed.get_attribute("title") == f"{bad}: {MESSAGE}"
+        shown = {name: listed.locator(f'[data-field="{name}"]').inner_text() for name in FIELDS}
+        assert shown == {
+            "file": bad.name,  # relative to the syncs folder: no server path
+            "sync": "ui_typo",
+            "field": "uniqe_key",
+            "message": "unknown field",
+            "hint": "did you mean 'unique_key'?",
+        }
         page.frame_locator("iframe").locator('tr[data-sync="pokemon"]').wait_for()
         shot(page, "06-nango-page-error")
     finally:
