@@ -158,6 +158,7 @@ PAGE_HTML: Final = r"""<!doctype html>
                      white-space: normal; min-width: 0; max-width: none; }
     table.syncs td::before { content: attr(data-label); color: var(--muted); font-size: 12px; }
     table.syncs td.num { text-align: left; }
+    table.syncs td.blank { display: none; }
     table.runs th:nth-child(n+6), table.runs td:nth-child(n+6) { display: none; }
     table.runs td.error-cell { display: table-cell; }
   }
@@ -478,7 +479,7 @@ function row(sync) {
   const run = sync.last_run || {};
   // one block per cell, so that the narrow layout's grid has two items: the label and the value
   const cell = (label, attrs, ...children) => el("td", {"data-label": label, ...attrs}, el("div", {}, ...children));
-  const count = (name) => cell(name, {class: "num", "data-field": name,
+  const count = (name) => cell(name[0].toUpperCase() + name.slice(1), {class: "num" + (run[name] === undefined ? " blank" : ""), "data-field": name,
     title: name === "deleted" && sync.definition && sync.definition.deletes ? "deletes: " + sync.definition.deletes : null},
     run[name] ?? "");
   return el("tr", {"data-sync": sync.id},
