@@ -378,10 +378,12 @@ def test_a_yaml_sync_cannot_be_deleted_through_the_api(api: Api) -> None:
     [
         ("GET", "/v1/syncs", None),
         ("GET", "/v1/syncs/pokemon", None),
+        ("GET", "/v1/syncs/pokemon/runs", None),
         ("POST", "/v1/syncs", {"name": "anon", "url": "https://example.com"}),
         ("PUT", "/v1/syncs", {"action": "trigger", "sync_id": "pokemon"}),
         ("DELETE", "/v1/syncs/pokemon", None),
         ("GET", "/icon.svg", None),
+        ("GET", "/icon-dark.svg", None),
     ],
 )
 def test_anonymous_requests_are_refused(
@@ -538,5 +540,6 @@ def test_each_sync_says_which_actions_the_user_may_take_and_why_not(api: Api, po
         for action, permission in sync["actions"].items():
             assert permission["allowed"] is False, action
             assert "user 'viewer' may not change the DAG nango_sync_pokedex" in permission["reason"]
-    # what the page disables, the API refuses
+    # what the page disables, the API refuses; what it shows, the viewer may read
     assert viewer.act("pause", pokedex).status_code == 403
+    assert viewer.http.get(f"{viewer.base}/{pokedex}/runs", timeout=30).status_code == 200
