@@ -594,10 +594,10 @@ function connections(definition) {
   const named = [];
   if (definition.http_conn_id) named.push("HTTP: " + definition.http_conn_id);
   if (definition.postgres_conn_id) named.push("Postgres: " + definition.postgres_conn_id);
-  const extra = definition.connections;
-  if (Array.isArray(extra)) named.push(...extra.map((item) => typeof item === "string" ? item : JSON.stringify(item)));
-  else if (extra && typeof extra === "object") named.push(...Object.keys(extra));
-  return named.join(", ");
+  const each = definition.connections;  // one run per connection (a tenant each)
+  if (Array.isArray(each) && each.length) named.push("one run each: " + each.join(", "));
+  else if (typeof each === "string") named.push("one run each: " + each);
+  return named.join("; ");
 }
 
 function whereDefined(sync) {
@@ -606,12 +606,31 @@ function whereDefined(sync) {
   return "DAG file " + (sync.defined_in || "?");
 }
 
+function connectionRuns(sync) {
+  // a sync with `connections`: the latest try of each connection
+  const runs = Object.entries(sync.connections || {});
+  if (!runs.length) return null;
+  const head = ["Connection", "Status", "Started", "Added", "Updated", "Unchanged", "Deleted"];
+  const rows = runs.map(([connection, run]) => el("tr", {"data-connection": connection},
+    el("td", {}, connection), el("td", {}, runStatus(run)),
+    el("td", {}, el("time", {datetime: run.started_at}, formatTime(run.started_at))),
+    ...["added", "updated", "unchanged", "deleted"].map((name) => el("td", {class: "num", "data-field": name}, run[name] ?? ""))));
+  const errors = runs.filter(([, run]) => run.error).map(([connection, run]) =>
+    el("pre", {class: "full-error", "data-field": "error", "data-connection": connection}, connection + ": " + run.error));
+  return [el("h3", {}, "Last run of each connection"),
+    el("div", {class: "scroll"}, el("table", {class: "runs connections"},
+      el("thead", {}, el("tr", {}, ...head.map((name) => el("th", {scope: "col"}, name)))), el("tbody", {}, ...rows))),
+    ...errors];
+}
+
 function runStatus(run, sync) {
   return el("span", {class: "badge " + run.status, "data-field": "status"}, run.status);
 }
 
 function runsTable(runs, sync) {
+  const perConnection = runs.some((run) => run.connection_id);
   const head = ["Status", "Started", "Duration", "Try", "Fetched", "Pages", "Added", "Updated", "Unchanged", "Deleted", "Airflow"];
+  if (perConnection) head.splice(1, 0, "Connection");
   const numeric = new Set(["Try", "Pages", "Fetched", "Added", "Updated", "Unchanged", "Deleted"]);
   const rows = [];
   for (const run of runs) {
@@ -622,6 +641,7 @@ function runsTable(runs, sync) {
     const num = (name) => el("td", {class: "num", "data-field": name}, run[name] ?? "");
     rows.push(el("tr", {"data-run": run.run_id, "data-try": run.try_number},
       el("td", {}, runStatus(run, sync)),
+      perConnection ? el("td", {"data-field": "connection"}, run.connection_id || "") : null,
       el("td", {}, el("time", {datetime: run.started_at}, formatTime(run.started_at))),
       el("td", {class: "num", "data-field": "duration"}, run.status === "running" ? "running" : duration(runSeconds(run))),
       num("try_number"), num("fetched"), num("pages"), num("added"), num("updated"), num("unchanged"), num("deleted"),
@@ -757,6 +777,7 @@ function showSync(sync, runs) {
            ["Schedule", sync.schedule || "triggered only"], ["Connections", connections(definition)],
            ["Next run", sync.next_run_after ? formatTime(sync.next_run_after) : null],
            ["DAG", dagLink(sync.dag_id)]]),
+    ...(connectionRuns(sync) || []),
     el("h3", {}, "Charts"),
     el("div", {class: "charts"}, changesChart(oldestFirst), durationChart(oldestFirst)),
     el("h3", {}, "Recent runs"), runsTable(runs, sync),

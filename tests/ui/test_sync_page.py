@@ -256,3 +256,41 @@ def test_cancel_asks_for_confirmation_then_fails_the_queued_run(syncs: AirflowSe
         shot(page, "23-cancelled")
     finally:
         client.put(base, json={"action": "resume", "sync_id": SYNC}, timeout=30)
+
+
+def test_a_sync_with_connections_shows_each_connections_last_run_on_its_page(
+    live_airflow: AirflowServer, page: Any
+) -> None:
+    client = live_airflow.client()
+    base = f"{live_airflow.url}/nango/v1/syncs"
+    connections = ["demo_tenant_acme", "demo_tenant_globex"]
+    body = {
+        "name": "ui_tenants",
+        "url": "/v1/accounts",
+        "connections": connections,
+        "query_params": {"per_page": 10},
+        "response_path": "accounts",
+        "unique_key": "id",
+        "paging_request_path": "page",
+        "paging_response_path": "next_page",
+    }
+    assert client.post(base, json=body, timeout=60).status_code == 201
+    try:
+        live_airflow.wait_for_dag("nango_sync_ui_tenants", timeout=90)
+        (dag_run,) = wait_until_idle(live_airflow, "nango_sync_ui_tenants")
+        assert dag_run["state"] == "success", live_airflow.log_tail("scheduler")
+        log_in(page, live_airflow, path=PAGE)
+        frame = nango_frame(page)
+        frame.locator('tr[data-sync="ui_tenants"]').get_by_role("link", name="ui_tenants", exact=True).click()
+        about = frame.locator('dl.facts [data-field="connections"]')
+        about.wait_for()
+        assert about.inner_text() == f"Postgres: postgres_default; one run each: {', '.join(connections)}"
+        jobs = {row["connection_id"]: row for row in job_rows(live_airflow, "nango_sync_ui_tenants")}
+        for connection in connections:
+            shown = frame.locator(f'table.connections tr[data-connection="{connection}"]')
+            assert shown.locator('[data-field="added"]').inner_text() == str(jobs[connection]["added"])
+        runs = frame.locator('table.runs:not(.connections) [data-field="connection"]')
+        assert sorted(runs.all_inner_texts()) == connections
+        shot(page, "24-sync-page-connections")
+    finally:
+        client.delete(f"{base}/ui_tenants", timeout=30)
