@@ -60,11 +60,27 @@ def test_only_the_adapter_imports_airflow_internals() -> None:
 # -- every internal still has the shape the adapter uses ----------------------------------------------------
 
 CALLED_WITH: dict[str, set[str]] = {
-    "airflow.api.common.trigger_dag:trigger_dag": {"dag_id", "triggered_by", "triggering_user_name", "conf", "session"},
+    "airflow.api.common.trigger_dag:trigger_dag": {
+        "dag_id",
+        "triggered_by",
+        "triggering_user_name",
+        "conf",
+        "replace_microseconds",
+        "session",
+    },
     "airflow.api_fastapi.core_api.services.public.dag_run:patch_dag_run_state": {"dag", "dag_run", "state", "session"},
     "airflow.api_fastapi.common.dagbag:DBDagBag.get_dag_for_run": {"dag_run", "session"},
     "airflow.api_fastapi.common.dagbag:DBDagBag.get_latest_version_of_dag": {"dag_id", "session"},
     "airflow.models.dag:DagModel.get_team_name": {"dag_id"},
+    "airflow.models.connection:Connection.get_team_name": {"connection_id"},
+    "airflow.models.connection:Connection.get_connection_from_secrets": {"conn_id"},
+    "airflow.utils.session:create_session": {"scoped"},
+    "airflow.api_fastapi.auth.managers.base_auth_manager:BaseAuthManager.is_authorized_connection": {
+        "method",
+        "details",
+        "user",
+    },
+    "airflow.api_fastapi.auth.managers.models.resource_details:ConnectionDetails": {"conn_id", "team_name"},
     "airflow.api_fastapi.auth.managers.base_auth_manager:BaseAuthManager.is_authorized_dag": {
         "method",
         "access_entity",

@@ -15,7 +15,8 @@ Only the API server imports this module (through :mod:`nango_provider.plugins.ap
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
@@ -23,22 +24,32 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow.api.common.trigger_dag import trigger_dag
 from airflow.api_fastapi.app import get_auth_manager
 from airflow.api_fastapi.auth.managers.models.base_user import BaseUser
-from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity, DagDetails
+from airflow.api_fastapi.auth.managers.models.resource_details import (
+    ConnectionDetails,
+    DagAccessEntity,
+    DagDetails,
+)
 from airflow.api_fastapi.common.dagbag import DBDagBag
 from airflow.api_fastapi.common.db.common import SessionDep
 from airflow.api_fastapi.core_api.datamodels.dag_run import DagRunMutableStates
 from airflow.api_fastapi.core_api.security import get_user
 from airflow.api_fastapi.core_api.services.public.dag_run import patch_dag_run_state
-from airflow.exceptions import DagNotFound
+from airflow.configuration import conf as airflow_conf
+from airflow.exceptions import AirflowNotFoundException, DagNotFound
+from airflow.models.connection import Connection
 from airflow.models.dag import DagModel
 from airflow.models.dagbag import DagPriorityParsingRequest
 from airflow.models.dagrun import DagRun
 from airflow.models.errors import ParseImportError
 from airflow.models.log import Log
 from airflow.models.taskinstance import TaskInstance
+from airflow.utils.session import create_session
 from airflow.utils.state import DagRunState, TaskInstanceState
 from airflow.utils.types import DagRunTriggeredByType
 from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+
+from nango_provider.exceptions import StoreError, SyncStateError
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -50,16 +61,20 @@ __all__ = [
     "DagNotParsedError",
     "SessionDep",
     "add_audit_log",
+    "api_server_url",
     "authorized_dag_ids",
+    "connection_host",
     "dag_files",
     "dag_infos",
     "dag_param_names",
     "fail_active_runs",
     "get_user",
     "import_errors",
+    "is_authorized_connection",
     "is_authorized_dag",
     "latest_dag_runs",
     "login_url",
+    "metadata_session",
     "request_parse",
     "set_paused",
     "trigger_run",
@@ -95,9 +110,50 @@ def is_authorized_dag(user: BaseUser, method: Method, dag_id: str, entity: DagAc
     return bool(get_auth_manager().is_authorized_dag(method=method, access_entity=entity, details=details, user=user))
 
 
-def authorized_dag_ids(user: BaseUser, session: Session) -> set[str]:
-    """The ids of the parsed DAGs ``user`` may read."""
-    return set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session))
+def authorized_dag_ids(user: BaseUser) -> set[str]:
+    """The ids of the parsed DAGs ``user`` may read (one short session of its own)."""
+    with metadata_session("reading the DAGs the user may read") as session:
+        return set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session))
+
+
+def is_authorized_connection(user: BaseUser, conn_id: str) -> bool:
+    """Whether the auth manager lets ``user`` read the Airflow connection ``conn_id`` (as its Connections page
+    would: a sync that names a connection sends or writes with its secrets)."""
+    details = ConnectionDetails(conn_id=conn_id, team_name=Connection.get_team_name(conn_id))
+    return bool(get_auth_manager().is_authorized_connection(method="GET", details=details, user=user))
+
+
+def connection_host(conn_id: str) -> str | None:
+    """The host of the Airflow connection ``conn_id`` as Airflow's secrets backends give it (``None`` when the
+    connection has none, or is not defined)."""
+    try:
+        found = Connection.get_connection_from_secrets(conn_id)
+    except AirflowNotFoundException:
+        return None
+    return found.host or None
+
+
+def api_server_url() -> str | None:
+    """Airflow's own API server (``[api] base_url``), where a sync must not send requests unless allowed."""
+    return airflow_conf.get("api", "base_url", fallback=None) or None
+
+
+@contextmanager
+def metadata_session(doing: str) -> Iterator[Session]:
+    """A session of Airflow's metadata database for one short unit of work: committed on exit, rolled back on an
+    error. Not the thread's scoped session, so Airflow helpers that open their own never share it; and never held
+    while authorizing or looking up a connection, so a burst of requests cannot exhaust the API server's pool.
+
+    A write that collides with a concurrent one (a unique key) is a :class:`SyncStateError` (409); any other
+    database failure a :class:`StoreError` (503).
+    """
+    try:
+        with create_session(scoped=False) as session:
+            yield session
+    except IntegrityError as error:
+        raise SyncStateError(f"another request changed the same thing while {doing}; retry: {error.orig}") from error
+    except SQLAlchemyError as error:
+        raise StoreError(f"Airflow's metadata database failed while {doing}: {type(error).__name__}") from error
 
 
 def login_url(next_url: str) -> str:
@@ -188,6 +244,7 @@ def trigger_run(session: Session, dag_id: str, conf: Mapping[str, Any], user_nam
             triggered_by=DagRunTriggeredByType.REST_API,
             triggering_user_name=user_name,
             conf=dict(conf),
+            replace_microseconds=False,  # run ids of concurrent triggers differ
             session=session,
         )
     except DagNotFound as error:
@@ -243,8 +300,13 @@ def request_parse(session: Session, files: Iterable[tuple[str, str]]) -> bool:
             DagPriorityParsingRequest.bundle_name == bundle_name,
             DagPriorityParsingRequest.relative_fileloc == relative_fileloc,
         )
-        if session.scalar(pending) is None:
-            session.add(DagPriorityParsingRequest(bundle_name=bundle_name, relative_fileloc=relative_fileloc))
+        if session.scalar(pending) is not None:
+            continue
+        try:
+            with session.begin_nested():  # a savepoint: a concurrent request for the same file is no failure
+                session.add(DagPriorityParsingRequest(bundle_name=bundle_name, relative_fileloc=relative_fileloc))
+        except IntegrityError:
+            continue  # asked for by a concurrent request: the file is parsed all the same
     return asked
 
 

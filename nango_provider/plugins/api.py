@@ -45,7 +45,6 @@ from nango_provider.plugins import service
 from nango_provider.plugins.airflow_internals import (
     BaseUser,
     DagAccessEntity,
-    SessionDep,
     authorized_dag_ids,
     get_user,
     is_authorized_dag,
@@ -212,9 +211,9 @@ def _dag_id(sync_id: str) -> str:
     return f"{service.DAG_PREFIX}{sync_id}"
 
 
-def _readable(user: BaseUser, session: SessionDep, catalog: service.Catalog) -> list[str]:
+def _readable(user: BaseUser, catalog: service.Catalog) -> list[str]:
     """Names of the syncs whose DAG ``user`` may read (syncs not parsed yet are checked one by one)."""
-    permitted = authorized_dag_ids(user, session)
+    permitted = authorized_dag_ids(user)
     names = []
     for name, entry in catalog.entries.items():
         if entry.dag_id in permitted or (entry.dag is None and is_authorized_dag(user, "GET", entry.dag_id)):
@@ -223,10 +222,13 @@ def _readable(user: BaseUser, session: SessionDep, catalog: service.Catalog) -> 
 
 
 # -- routes -------------------------------------------------------------------------------------------------
+# No route holds a session of Airflow's metadata database while it authorizes, reads the registry or looks up a
+# connection (each of which may need a session of its own): every read and write of Airflow's metadata is one
+# short session (service.metadata), so bursts of requests never exhaust the API server's pool.
 
 
 @app.post(API_PREFIX, status_code=status.HTTP_201_CREATED)
-def create_sync(body: Annotated[dict[str, Any], Body()], user: UserDep, session: SessionDep) -> dict[str, Any]:
+def create_sync(body: Annotated[dict[str, Any], Body()], user: UserDep) -> dict[str, Any]:
     """Create a sync from the original JSON body (``url``, ``method``, ``headers``, ``body``, ``response_path``,
     ``unique_key``, ``paging_request_path``, ``paging_response_path``) plus ``name`` and any other field."""
     name = body.get("name")
@@ -235,18 +237,24 @@ def create_sync(body: Annotated[dict[str, Any], Body()], user: UserDep, session:
     fields = {key: value for key, value in body.items() if key != "name"}
     definition = SyncDefinition.from_mapping(name, fields)
     authorize(user, "POST", definition.dag_id)
-    _refuse_taken_name(session, definition)
-    SyncRegistry().save(name, fields)
-    service.set_paused(session, definition.dag_id, False, missing_ok=True)  # the DAG of a deleted namesake
-    reparse = service.request_reparse(session)
-    service.audit(session, "sync_created", definition.dag_id, user.get_name(), sync=name, source="api")
+    _refuse_taken_name(definition)
+    registry = SyncRegistry()
+    registry.save(name, fields)
+    try:
+        with service.metadata(None, f"recording the creation of sync {name!r}") as session:
+            service.set_paused(session, definition.dag_id, False, missing_ok=True)  # the DAG of a deleted namesake
+            reparse = service.request_reparse(session)
+            service.audit(session, "sync_created", definition.dag_id, user.get_name(), sync=name, source="api")
+    except (StoreError, SyncStateError):
+        registry.delete(name)  # not created at all rather than created without its audit entry
+        raise
     return {"id": name, "dag_id": definition.dag_id, "reparse_requested": reparse}
 
 
-def _refuse_taken_name(session: SessionDep, definition: SyncDefinition) -> None:
+def _refuse_taken_name(definition: SyncDefinition) -> None:
     """409 when a YAML file or a DAG file already defines a sync with this name (the registry checks itself);
     422 when another sync already writes to the table."""
-    catalog = service.load_catalog(session, registry=SyncRegistry())
+    catalog = service.load_catalog(registry=SyncRegistry())
     entry = catalog.entries.get(definition.name)
     if entry is not None:
         raise SyncExistsError(definition.name, entry.defined_in or entry.source)
@@ -261,11 +269,11 @@ def _refuse_taken_name(session: SessionDep, definition: SyncDefinition) -> None:
 
 
 @app.get(API_PREFIX)
-def list_syncs(user: UserDep, session: SessionDep) -> dict[str, Any]:
+def list_syncs(user: UserDep) -> dict[str, Any]:
     """Every sync the user may read, with its state, its last run and its recent runs."""
     registry = SyncRegistry()
-    catalog = service.load_catalog(session, registry=registry)
-    entries = catalog.add_runs(session, _readable(user, session, catalog), registry.conn_id)
+    catalog = service.load_catalog(registry=registry)
+    entries = catalog.add_runs(None, _readable(user, catalog), registry.conn_id)
     return {
         "syncs": [{**entry.as_json(), "actions": service.action_permissions(user, entry)} for entry in entries],
         "total_entries": len(entries),
@@ -277,13 +285,13 @@ def list_syncs(user: UserDep, session: SessionDep) -> dict[str, Any]:
 
 
 @app.get(API_PREFIX + "/{sync_id}")
-def get_sync(sync_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]:
+def get_sync(sync_id: str, user: UserDep) -> dict[str, Any]:
     """One sync, with its state, its last run and its recent runs."""
     authorize(user, "GET", _dag_id(sync_id))
     registry = SyncRegistry()
-    catalog = service.load_catalog(session, registry=registry)
+    catalog = service.load_catalog(registry=registry)
     entry = catalog.get(sync_id)
-    catalog.add_runs(session, [sync_id], registry.conn_id)
+    catalog.add_runs(None, [sync_id], registry.conn_id)
     return {
         **entry.as_json(),
         "errors": catalog.all_errors,
@@ -295,56 +303,81 @@ def get_sync(sync_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]
 
 @app.get(API_PREFIX + "/{sync_id}/runs")
 def get_sync_runs(
-    sync_id: str, user: UserDep, session: SessionDep, limit: Annotated[int, Query(ge=1, le=service.RUNS_LIMIT)] = 50
+    sync_id: str, user: UserDep, limit: Annotated[int, Query(ge=1, le=service.RUNS_LIMIT)] = 50
 ) -> dict[str, Any]:
     """The sync's last ``limit`` runs (one row per try), newest first, with their counts, full error, duration
     and the paths of the Airflow run and task log."""
     authorize(user, "GET", _dag_id(sync_id))
     registry = SyncRegistry()
-    catalog = service.load_catalog(session, registry=registry)
+    catalog = service.load_catalog(registry=registry)
     entry = catalog.get(sync_id)
-    service.add_latest_dag_run(session, entry)
+    with service.metadata(None, f"reading the latest DAG run of sync {sync_id!r}") as session:
+        service.add_latest_dag_run(session, entry)
     runs = service.sync_runs(entry, registry.conn_id, limit)
     return {"id": entry.name, "dag_id": entry.dag_id, "runs": runs, "last_dag_run": entry.dag_run}
 
 
 @app.put(API_PREFIX)
-def act_on_sync(action: SyncAction, user: UserDep, session: SessionDep) -> dict[str, Any]:
+def act_on_sync(action: SyncAction, user: UserDep) -> dict[str, Any]:
     """Pause, resume, trigger (with optional ``conf``) or cancel (fail its queued and running runs) a sync."""
-    authorize(user, "PUT", _dag_id(action.sync_id))
-    entry = service.load_catalog(session, registry=SyncRegistry()).get(action.sync_id)
-    service.require_dag(entry)
-    result: dict[str, Any] = {"id": entry.name, "dag_id": entry.dag_id, "action": action.action}
-    if action.action in ("pause", "resume"):
-        service.set_paused(session, entry.dag_id, paused=action.action == "pause")
-        result["is_paused"] = action.action == "pause"
-    elif action.action == "trigger":
-        authorize(user, "POST", entry.dag_id, DagAccessEntity.RUN)
-        result |= service.trigger(session, entry.dag_id, action.conf, user.get_name())
-    else:
-        authorize(user, "PUT", entry.dag_id, DagAccessEntity.RUN)
-        result["cancelled"] = service.cancel(session, entry.dag_id)
-    service.audit(session, f"sync_{action.action}", entry.dag_id, user.get_name(), sync=entry.name)
+    dag_id = _dag_id(action.sync_id)
+    authorize(user, "PUT", dag_id)
+    if action.action == "trigger":
+        authorize(user, "POST", dag_id, DagAccessEntity.RUN)
+    elif action.action == "cancel":
+        authorize(user, "PUT", dag_id, DagAccessEntity.RUN)
+    _require_parsed(action.sync_id)
+    result: dict[str, Any] = {"id": action.sync_id, "dag_id": dag_id, "action": action.action}
+    with service.metadata(None, f"{action.action} of sync {action.sync_id!r}") as session:
+        if action.action in ("pause", "resume"):
+            service.set_paused(session, dag_id, paused=action.action == "pause")
+            result["is_paused"] = action.action == "pause"
+        elif action.action == "trigger":
+            result |= service.trigger(session, dag_id, action.conf, user.get_name())
+        else:
+            result["cancelled"] = service.cancel(session, dag_id)
+        service.audit(session, f"sync_{action.action}", dag_id, user.get_name(), sync=action.sync_id)
     return result
 
 
+def _require_parsed(sync_id: str) -> None:
+    """Nothing when the sync's DAG is parsed; else 404 for an unknown sync, 409 for one not parsed yet."""
+    with service.metadata(None, f"reading the DAG of sync {sync_id!r}") as session:
+        if service.dag_infos(session, [_dag_id(sync_id)]):
+            return
+    service.require_dag(service.load_catalog(registry=SyncRegistry()).get(sync_id))
+
+
 @app.delete(API_PREFIX + "/{sync_id}")
-def delete_sync(sync_id: str, user: UserDep, session: SessionDep) -> dict[str, Any]:
+def delete_sync(sync_id: str, user: UserDep) -> dict[str, Any]:
     """Remove a sync created through the API: its DAG goes away at the next parse; its table and rows stay."""
     dag_id = _dag_id(sync_id)
     authorize(user, "DELETE", dag_id)
     registry = SyncRegistry()
     table = _table_of(registry, sync_id)
-    if not registry.delete(sync_id):
-        entry = service.load_catalog(session, registry=registry).get(sync_id)
-        raise SyncStateError(
-            f"sync {sync_id!r} is defined in {entry.defined_in or 'a DAG file'}, not through the API: "
-            "delete it from that YAML (or DAG) file"
-        )
-    service.set_paused(session, dag_id, True, missing_ok=True)  # no new run until the DAG goes stale
-    service.request_reparse(session)
-    service.audit(session, "sync_deleted", dag_id, user.get_name(), sync=sync_id)
+    _delete_stored(registry, sync_id)
+    with service.metadata(None, f"recording the deletion of sync {sync_id!r}") as session:
+        service.set_paused(session, dag_id, True, missing_ok=True)  # no new run until the DAG goes stale
+        service.request_reparse(session)
+        service.audit(session, "sync_deleted", dag_id, user.get_name(), sync=sync_id)
     return {"id": sync_id, "dag_id": dag_id, "deleted": True, "table_kept": table}
+
+
+def _delete_stored(registry: SyncRegistry, sync_id: str) -> None:
+    """Remove the stored definition; 404 when there is no sync of that name, 409 for a YAML or DAG file sync.
+
+    A sync created by a request racing this one may be stored between the delete and the catalog's read: it is
+    then an API sync, and deleted on a second attempt."""
+    for _ in range(3):
+        if registry.delete(sync_id):
+            return
+        entry = service.load_catalog(registry=registry).get(sync_id)
+        if entry.source != "api":
+            raise SyncStateError(
+                f"sync {sync_id!r} is defined in {entry.defined_in or 'a DAG file'}, not through the API: "
+                "delete it from that YAML (or DAG) file"
+            )
+    raise SyncNotFoundError(sync_id)
 
 
 def _table_of(registry: SyncRegistry, name: str) -> str | None:

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -174,22 +175,42 @@ class Catalog:
                 return entry
         return None
 
-    def add_runs(self, session: Session, names: Iterable[str], default_conn_id: str) -> list[SyncEntry]:
-        """Fill in the recent runs and the latest DAG run of the syncs ``names``; returns those entries."""
+    def add_runs(self, session: Session | None, names: Iterable[str], default_conn_id: str) -> list[SyncEntry]:
+        """Fill in the recent runs and the latest DAG run of the syncs ``names``; returns those entries.
+
+        Without a ``session``, one short session of its own reads the DAG runs (after the sync databases)."""
         chosen = {name: self.entries[name] for name in names}
         _add_runs(chosen, default_conn_id, self.errors)
-        _add_dag_runs(chosen, session)
+        with metadata(session, "reading the latest DAG runs") as current:
+            _add_dag_runs(chosen, current)
         return list(chosen.values())
 
 
-def load_catalog(session: Session, *, registry: SyncRegistry) -> Catalog:
-    """Join the YAML folder, the registry and Airflow's DAGs (runs are added with :meth:`Catalog.add_runs`)."""
+@contextmanager
+def metadata(session: Session | None, doing: str) -> Iterator[Session]:
+    """``session`` when given, else a short session of Airflow's metadata database, committed on exit (see
+    :func:`airflow_internals.metadata_session`)."""
+    if session is not None:
+        with nullcontext(session) as given:
+            yield given
+        return
+    with airflow.metadata_session(doing) as own:
+        yield own
+
+
+def load_catalog(session: Session | None = None, *, registry: SyncRegistry) -> Catalog:
+    """Join the YAML folder, the registry and Airflow's DAGs (runs are added with :meth:`Catalog.add_runs`).
+
+    Without a ``session``, Airflow's metadata is read in one short session of its own, after the registry (whose
+    connection lookup may need a session of its own: one request never holds two)."""
     entries: dict[str, SyncEntry] = {}
     errors: list[str] = []
     _add_yaml_syncs(entries)
     registry_read = _add_registry_syncs(entries, registry, errors)
-    _add_dags(entries, dag_infos(session), deleted_api_syncs_known=registry_read)
-    return Catalog(dict(sorted(entries.items())), errors, definition_errors(session))
+    with metadata(session, "reading the sync DAGs") as current:
+        dags, import_errors = dag_infos(current), definition_errors(current)
+    _add_dags(entries, dags, deleted_api_syncs_known=registry_read)
+    return Catalog(dict(sorted(entries.items())), errors, import_errors)
 
 
 def definition_errors(session: Session) -> list[str]:
