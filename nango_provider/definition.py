@@ -26,6 +26,7 @@ from nango_provider.incremental import Incremental, parse_incremental
 from nango_provider.paging import Paging, parse_paging
 from nango_provider.paths import MAX_PATH_LENGTH, MISSING, compile_path
 from nango_provider.redaction import redact_json, redact_mapping, redact_url
+from nango_provider.targets import REQUEST_FIELDS, is_metadata_host, strings_in, template_connection_ids
 
 SYNC_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -316,6 +317,7 @@ class _Validator:
         self.check_paging(definition)
         self.check_incremental(definition)
         self.check_connections(definition)
+        self.check_template_connections(definition)
         return definition
 
     def check_name(self) -> None:
@@ -399,6 +401,10 @@ class _Validator:
         if is_absolute_url(value):
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise self.fail("url", f"expected an http:// or https:// URL with a host, got {shown!r}")
+            if is_metadata_host(parts.hostname or ""):
+                raise self.fail(
+                    "url", f"{parts.hostname} is a cloud metadata or link-local address, which hands out credentials"
+                )
         elif http_conn_id is None:
             raise self.fail(
                 "url",
@@ -667,6 +673,20 @@ class _Validator:
             )
         self.refuse_written_twice(definition, definition.incremental.request_name, "incremental.request_name")
 
+    def check_template_connections(self, definition: SyncDefinition) -> None:
+        """A request field may template only the sync's own HTTP connections, by literal id: a connection's
+        secrets go only to its own host, which the run checks against each request (docs/security.md)."""
+        own = http_connection_ids(definition)
+        for field_name in REQUEST_FIELDS:
+            for text in strings_in({field_name: getattr(definition, field_name)}):
+                try:
+                    used = template_connection_ids(text)
+                except ValueError as error:
+                    raise self.fail(field_name, str(error)) from None
+                foreign = sorted(used - own)
+                if foreign:
+                    raise self.fail(field_name, _foreign_connection_message(foreign[0], own))
+
     def refuse_written_twice(self, definition: SyncDefinition, name: str, owner: str) -> None:
         """A value ``paging:`` writes into every request must not also be set in ``query_params`` or ``body``."""
         if definition.uses_body_cursor:
@@ -674,6 +694,27 @@ class _Validator:
                 raise self.fail("body", f"{name!r} is also {owner}: set it in one place")
         elif name in definition.query_params:
             raise self.fail("query_params", f"{name!r} is also {owner}: set it in one place")
+
+
+def http_connection_ids(definition: SyncDefinition) -> frozenset[str]:
+    """The HTTP connections of a sync (``http_conn_id``, or each of a list of ``connections``): the only ones its
+    request templates may read. A templated ``connections`` names none until it is rendered."""
+    listed = definition.connections if isinstance(definition.connections, tuple) else ()
+    return frozenset({definition.http_conn_id} if definition.http_conn_id else ()) | frozenset(listed)
+
+
+def connection_ids(definition: SyncDefinition) -> frozenset[str]:
+    """Every Airflow connection a sync uses: its HTTP connections and its database (``postgres_conn_id``)."""
+    return http_connection_ids(definition) | {definition.postgres_conn_id}
+
+
+def _foreign_connection_message(conn_id: str, own: frozenset[str]) -> str:
+    mine = f"its connections are {', '.join(repr(one) for one in sorted(own))}" if own else "it names no connection"
+    return (
+        f"the template reads connection {conn_id!r}, which is not the sync's connection ({mine}): a connection's "
+        f"secrets go only to its own host, so a template may read only the sync's own connection (set http_conn_id: "
+        f"{conn_id} if the request goes to its host)"
+    )
 
 
 def is_absolute_url(url: str) -> bool:

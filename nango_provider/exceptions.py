@@ -12,7 +12,9 @@
     │   │                          usable answer at all (status 0: refused, reset, timed out, bad URL, ...)
     │   ├── ResponseError          the body is not JSON, or has no records where the definition says
     │   ├── PaginationError        a next value repeats, a flag or total is unreadable, or max_pages is hit
-    │   └── RecordError            a record cannot be stored (missing key, NUL character, ...)
+    │   ├── RecordError            a record cannot be stored (missing key, NUL character, ...)
+    │   └── ForbiddenTargetError   a request would go where it must not: a cloud metadata address, Airflow
+    │                              itself, a host outside the allow-list, or a connection's secret to another host
     ├── SyncExistsError            a sync name is already taken (REST API)
     ├── SyncNotFoundError          no sync has this name (REST API)
     ├── SyncStateError             an action is impossible in the sync's current state (REST API)
@@ -178,6 +180,12 @@ class PaginationError(SyncRunError):
 
 class RecordError(SyncRunError):
     """A record cannot be stored as it is."""
+
+
+class ForbiddenTargetError(SyncRunError):
+    """A request is refused before it is sent: its host is a cloud metadata or link-local address, Airflow's own
+    API server, or outside ``[nango] allowed_hosts``; or it would carry a connection's credentials or secrets to a
+    host other than that connection's. Not retryable."""
 
 
 class StoreError(NangoError):

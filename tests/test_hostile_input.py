@@ -190,7 +190,8 @@ def test_unpaired_surrogates_are_refused() -> None:
 
 def test_a_header_value_cannot_start_with_a_space_but_templates_are_fine() -> None:
     refused("x", fields_of(headers={"X-A": " token"}), "headers", "cannot start with a space")
-    definition = SyncDefinition.from_mapping("x", fields_of(headers={"Authorization": "Bearer {{ conn.a.password }}"}))
+    templated = fields_of(http_conn_id="a", headers={"Authorization": "Bearer {{ conn.a.password }}"})
+    definition = SyncDefinition.from_mapping("x", templated)
     assert definition.headers["Authorization"].startswith("Bearer ")
 
 

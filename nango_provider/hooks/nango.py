@@ -10,7 +10,7 @@ import email.utils
 import random
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NoReturn
@@ -36,6 +36,7 @@ from nango_provider.pagination.base import host_of
 from nango_provider.pagination.hints import partial_data_warning, signs_of_more_pages
 from nango_provider.paths import MISSING, CompiledPath, compile_path
 from nango_provider.redaction import redact_text, redact_url, secret_values
+from nango_provider.targets import ConnectionSecrets, Host, HostGuard, parse_allowed_hosts, secret_values_of
 
 _TRANSIENT_REQUEST_ERRORS = (
     requests.ConnectionError,
@@ -93,6 +94,10 @@ class NangoHook(HttpHook):
         one, the definition's URL must be absolute.
     :param sleep: how to wait between retries (tests pass a recorder); by default the wait ends early, with
         :class:`SyncCancelled`, when the ``stop`` event given to :meth:`pages` is set.
+    :param template_connections: ids of the connections the definition's templates read (the operator finds them
+        before rendering): no request may carry their secrets to a host other than theirs.
+
+    Every request passes a :class:`~nango_provider.targets.HostGuard` before it is sent (docs/security.md).
     """
 
     conn_name_attr = "http_conn_id"
@@ -100,11 +105,51 @@ class NangoHook(HttpHook):
     conn_type = "nango"
     hook_name = "Nango sync (HTTP API)"
 
-    def __init__(self, http_conn_id: str | None = None, *, sleep: Callable[[float], None] | None = None) -> None:
+    def __init__(
+        self,
+        http_conn_id: str | None = None,
+        *,
+        sleep: Callable[[float], None] | None = None,
+        template_connections: Collection[str] = (),
+    ) -> None:
         super().__init__(method="GET", http_conn_id=http_conn_id or self.default_conn_name)
         self._has_connection = http_conn_id is not None
         self._sleep = sleep
         self._secrets: list[str] = []
+        self._template_connections = frozenset(template_connections)
+        self._guard: HostGuard | None = None
+
+    def host_guard(self, definition: SyncDefinition) -> HostGuard:
+        """The checks every request of ``definition`` passes: ``[nango] allowed_hosts``, no cloud metadata
+        address, not Airflow's own API server (``[api] base_url``), and each connection's secrets only to its host.
+        """
+        from airflow.sdk import conf
+
+        own = {self.http_conn_id} if self._has_connection else set()  # this run's one connection (of a list, too)
+        connections = [self._connection_secrets(conn_id, sends_credentials=True) for conn_id in sorted(own)]
+        connections += [self._connection_secrets(conn_id) for conn_id in sorted(self._template_connections - own)]
+        if definition.postgres_conn_id not in own:
+            connections.append(self._connection_secrets(definition.postgres_conn_id, never_sent=True))
+        return HostGuard(
+            definition.name,
+            allowed=parse_allowed_hosts(conf.get("nango", "allowed_hosts", fallback="")),
+            airflow_url=conf.get("api", "base_url", fallback=None),
+            connections=tuple(found for found in connections if found is not None),
+        )
+
+    def _connection_secrets(
+        self, conn_id: str, *, sends_credentials: bool = False, never_sent: bool = False
+    ) -> ConnectionSecrets | None:
+        """What the guard needs of one connection; ``None`` when it is not defined (nothing of it can be sent)."""
+        from airflow.sdk.exceptions import AirflowNotFoundException
+
+        try:
+            found = self.get_connection(conn_id)
+        except AirflowNotFoundException:
+            return None
+        secrets = secret_values_of(found.password, found.get_uri(), found.extra_dejson)
+        host = None if never_sent else Host.of_connection(found.host, found.port)
+        return ConnectionSecrets(conn_id, host, secrets, sends_credentials=sends_credentials, never_sent=never_sent)
 
     def secrets(self, definition: SyncDefinition) -> list[str]:
         """Values that must never be shown: secret headers and parameters, the connection's password."""
@@ -163,6 +208,7 @@ class NangoHook(HttpHook):
         """
         session = self.get_conn(headers=dict(definition.headers))
         self._secrets = self.secrets(definition)
+        self._guard = self.host_guard(definition)
         concurrency = definition.paging.concurrency if definition.paging else 1
         ahead = PagesAhead(
             lambda request, number, ended: self.fetch(session, definition, request, number, stop=ended, budget=budget),
@@ -270,6 +316,8 @@ class NangoHook(HttpHook):
     ) -> tuple[requests.Response, Any]:
         url = request.url if is_absolute_url(request.url) else self.url_from_endpoint(request.url)
         shown = f"{request.method} {redact_url(url)} (page {number})"
+        if self._guard is not None:
+            self._guard.check(url, (dict(request.params), request.body, dict(session.headers)))
         try:
             response = self._send(session, definition, request, url, shown)
             content = response.content  # reads the whole body: a truncated one raises here

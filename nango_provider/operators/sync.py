@@ -27,6 +27,7 @@ from nango_provider.exceptions import NangoError, SyncDefinitionError
 from nango_provider.incremental import Incremental
 from nango_provider.paging import Paging
 from nango_provider.redaction import secret_values, url_secret_values
+from nango_provider.targets import REQUEST_FIELDS, strings_in, template_connection_ids
 
 if TYPE_CHECKING:
     from nango_provider.engine import Cancellation, RunOutcome
@@ -156,6 +157,7 @@ class NangoSyncOperator(BaseOperator):
         self.auto_mapping = auto_mapping
         self.max_requests_per_second = max_requests_per_second
         self._cancellation: Cancellation | None = None
+        self._template_connections: frozenset[str] = frozenset()
 
     @classmethod
     def from_definition(cls, definition: SyncDefinition, **kwargs: Any) -> NangoSyncOperator:
@@ -183,7 +185,12 @@ class NangoSyncOperator(BaseOperator):
         what its masker knows: the values this project treats as secret are registered here, first. This is
         the method Airflow calls for plain and for mapped (``expand``) tasks alike; it also renders nested
         objects (``parent`` is then not this operator).
+
+        The connections the request templates read are noted first: no request may carry their secrets to a host
+        other than theirs (docs/security.md).
         """
+        if parent is self:
+            self._template_connections = self._connections_in_templates()
         super()._do_render_template_fields(parent, template_fields, context, jinja_env, seen_oids)
         if parent is not self:
             return
@@ -251,7 +258,7 @@ class NangoSyncOperator(BaseOperator):
 
         definition, full_refresh = self._rendered_settings(context)
         connection = self.connection if definition.connections is not None else None
-        hook = NangoHook(connection or definition.http_conn_id)
+        hook = NangoHook(connection or definition.http_conn_id, template_connections=self._template_connections)
         _mask(hook.secrets(definition))
         ti = context["ti"]
         run = RunIdentity(definition.name, ti.dag_id, ti.task_id, context["run_id"], ti.try_number, connection)
@@ -317,6 +324,18 @@ class NangoSyncOperator(BaseOperator):
             record_failed_start(PostgresHook(postgres_conn_id=conn_id).get_conn, run, table, message)  # type: ignore[arg-type]
         except AirflowNotFoundException as missing:
             self.log.warning("the failure is not recorded in nango._nango_jobs: %s", missing)
+
+    def _connections_in_templates(self) -> frozenset[str]:
+        """The ids of the connections the request fields' templates read; a template that uses ``conn`` in a way
+        no check can follow (a computed id) is a definition error."""
+        found: set[str] = set()
+        for name in REQUEST_FIELDS:
+            for text in strings_in({name: getattr(self, name)}):
+                try:
+                    found |= template_connection_ids(text)
+                except ValueError as error:
+                    raise SyncDefinitionError(self.sync_name, name, str(error), source=self._source) from None
+        return frozenset(found)
 
     @property
     def _source(self) -> str:
