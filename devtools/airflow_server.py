@@ -3,7 +3,7 @@ triggerer as subprocesses over the local environment (embedded Postgres, demo AP
 
 Airflow's metadata lives in its own database (``airflow``) of the embedded Postgres, so the three processes
 and the task processes never fight over a SQLite file. Users come from the SimpleAuthManager: ``admin``
-(role admin) and ``viewer`` (role viewer), each with its name as password. Every process writes its output to
+(role admin), ``viewer`` (role viewer) and ``editor`` (role user), each with its name as password. Every process writes its output to
 ``<AIRFLOW_HOME>/<component>.log``.
 
 Tasks run with the LocalExecutor (in the scheduler's children), or with ``executor="celery"`` on Celery workers:
@@ -45,8 +45,9 @@ HEALTH_PARTS: Final = ("metadatabase", "scheduler", "triggerer", "dag_processor"
 """Every component of ``/api/v2/monitor/health``: each one must report ``healthy``."""
 EXECUTORS: Final = {"local": "LocalExecutor", "celery": "CeleryExecutor"}
 """``executor`` argument -> Airflow's executor class name."""
-USERS: Final = {"admin": "admin", "viewer": "viewer"}
-"""user name -> SimpleAuthManager role; every password is the user name."""
+USERS: Final = {"admin": "admin", "viewer": "viewer", "editor": "user"}
+"""user name -> SimpleAuthManager role; every password is the user name. ``editor`` may create and run DAGs but
+not read connections."""
 
 
 @dataclass
@@ -164,7 +165,7 @@ class AirflowServer:
     def token(self, user: str = "admin", password: str | None = None) -> str:
         """A JWT from ``POST /auth/token``."""
         response = requests.post(
-            f"{self.url}/auth/token", json={"username": user, "password": password or USERS[user]}, timeout=30
+            f"{self.url}/auth/token", json={"username": user, "password": password or user}, timeout=30
         )
         response.raise_for_status()
         return str(response.json()["access_token"])

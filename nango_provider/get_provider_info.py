@@ -23,6 +23,26 @@ def get_provider_info() -> dict[str, Any]:
         ],
         "hooks": [{"integration-name": "Nango Sync", "python-modules": ["nango_provider.hooks.nango"]}],
         "operators": [{"integration-name": "Nango Sync", "python-modules": ["nango_provider.operators.sync"]}],
+        "config": {
+            "nango": {
+                "description": "Where syncs may send requests (docs/security.md).",
+                "options": {
+                    "allowed_hosts": {
+                        "description": (
+                            "Hosts syncs may send requests to, separated by commas: a name (api.example.com), every "
+                            "subdomain (*.example.com) or a name and port (api.internal:8443). Empty: any host but "
+                            "cloud metadata addresses (169.254.169.254, ...) and Airflow's own API server, which "
+                            "only this list can admit. Checked before every request, and when a sync is created "
+                            "through the REST API."
+                        ),
+                        "version_added": "0.1.0",
+                        "type": "string",
+                        "example": "api.hubapi.com, *.example.com",
+                        "default": "",
+                    }
+                },
+            }
+        },
         "connection-types": [
             {
                 "connection-type": "nango",

@@ -61,6 +61,7 @@ __all__ = [
     "DagNotParsedError",
     "SessionDep",
     "add_audit_log",
+    "allowed_hosts_setting",
     "api_server_url",
     "authorized_dag_ids",
     "connection_host",
@@ -123,19 +124,24 @@ def is_authorized_connection(user: BaseUser, conn_id: str) -> bool:
     return bool(get_auth_manager().is_authorized_connection(method="GET", details=details, user=user))
 
 
-def connection_host(conn_id: str) -> str | None:
-    """The host of the Airflow connection ``conn_id`` as Airflow's secrets backends give it (``None`` when the
-    connection has none, or is not defined)."""
+def connection_host(conn_id: str) -> tuple[str | None, int | None]:
+    """The host and port of the Airflow connection ``conn_id`` as Airflow's secrets backends give them (``None``
+    when the connection has none, or is not defined)."""
     try:
         found = Connection.get_connection_from_secrets(conn_id)
     except AirflowNotFoundException:
-        return None
-    return found.host or None
+        return None, None
+    return found.host or None, found.port or None
 
 
 def api_server_url() -> str | None:
     """Airflow's own API server (``[api] base_url``), where a sync must not send requests unless allowed."""
     return airflow_conf.get("api", "base_url", fallback=None) or None
+
+
+def allowed_hosts_setting() -> str:
+    """``[nango] allowed_hosts``: the hosts syncs may send requests to (empty: any but the refused ones)."""
+    return str(airflow_conf.get("nango", "allowed_hosts", fallback="") or "")
 
 
 @contextmanager

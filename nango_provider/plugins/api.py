@@ -32,7 +32,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Resp
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from nango_provider.definition import SyncDefinition
+from nango_provider.definition import SyncDefinition, connection_ids, http_connection_ids, is_absolute_url
 from nango_provider.exceptions import (
     StoreError,
     SyncDefinitionError,
@@ -41,17 +41,19 @@ from nango_provider.exceptions import (
     SyncStateError,
     TriggerParamsError,
 )
-from nango_provider.plugins import service
+from nango_provider.plugins import airflow_internals, service
 from nango_provider.plugins.airflow_internals import (
     BaseUser,
     DagAccessEntity,
     authorized_dag_ids,
     get_user,
+    is_authorized_connection,
     is_authorized_dag,
     login_url,
 )
 from nango_provider.plugins.page import ICON_DARK_SVG, ICON_SVG, PAGE_HTML
 from nango_provider.store.registry import SyncRegistry
+from nango_provider.targets import Host, parse_allowed_hosts, refused_target
 
 API_PREFIX: Final = "/v1/syncs"
 UserDep = Annotated[BaseUser, Depends(get_user)]
@@ -207,6 +209,41 @@ def authorize(
         raise HTTPException(status.HTTP_403_FORBIDDEN, f"user {user.get_name()!r} is not allowed to {what}")
 
 
+def authorize_connections(user: BaseUser, definition: SyncDefinition) -> None:
+    """403 unless ``user`` may read every connection the sync uses (Airflow's connection permission): a sync sends
+    its HTTP connection's credentials and writes with its database connection's."""
+    for conn_id in sorted(connection_ids(definition)):
+        if not is_authorized_connection(user, conn_id):
+            raise HTTPException(
+                status.HTTP_403_FORBIDDEN,
+                f"user {user.get_name()!r} is not allowed to read connection {conn_id!r}, which sync "
+                f"{definition.name!r} uses: only users who may read a connection may create syncs that use it",
+            )
+
+
+def check_target(definition: SyncDefinition) -> None:
+    """422 when the URL (as written, not templated) goes where no sync may: outside ``[nango] allowed_hosts``, to a
+    cloud metadata address or to Airflow itself; or to a host other than that of the sync's HTTP connection, whose
+    credentials go only there. The run checks every request again (templates included)."""
+    url = definition.url
+    if "{{" in url or not is_absolute_url(url):
+        return
+    allowed = parse_allowed_hosts(airflow_internals.allowed_hosts_setting())
+    reason = refused_target(url, allowed, airflow_internals.api_server_url())
+    if reason is not None:
+        raise SyncDefinitionError(definition.name, "url", f"refused: {reason}")
+    target = Host.of_url(url)
+    for conn_id in sorted(http_connection_ids(definition)):
+        host = Host.of_connection(*airflow_internals.connection_host(conn_id))
+        if host is not None and target is not None and not host.serves(target):
+            raise SyncDefinitionError(
+                definition.name,
+                "url",
+                f"host {target} is not the host of connection {conn_id!r} ({host}), whose credentials go only "
+                "there: use a URL on that host, or a path relative to it",
+            )
+
+
 def _dag_id(sync_id: str) -> str:
     return f"{service.DAG_PREFIX}{sync_id}"
 
@@ -237,6 +274,8 @@ def create_sync(body: Annotated[dict[str, Any], Body()], user: UserDep) -> dict[
     fields = {key: value for key, value in body.items() if key != "name"}
     definition = SyncDefinition.from_mapping(name, fields)
     authorize(user, "POST", definition.dag_id)
+    authorize_connections(user, definition)
+    check_target(definition)
     _refuse_taken_name(definition)
     registry = SyncRegistry()
     registry.save(name, fields)
