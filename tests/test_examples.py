@@ -136,7 +136,8 @@ def test_templated_secret_header_works_and_never_leaks(
         f"""
 syncs:
   guarded:
-    url: {demo_api.url}/crm/v3/objects/contacts?limit=300
+    http_conn_id: my_api
+    url: /crm/v3/objects/contacts?limit=300
     headers:
       Authorization: "Bearer {{{{ conn.my_api.password }}}}"
     unique_key: id

@@ -310,3 +310,10 @@ def test_the_hook_answers_with_the_page_when_allowed(api: FixtureServer) -> None
     api.route("GET", "/one", lambda request: Reply(json={"results": [{"id": 1}]}))
     definition = SyncDefinition.from_mapping("s", {"url": f"{api.url}/one"})
     assert [page.records for page in NangoHook().pages(definition)] == [[{"id": 1}]]
+
+
+def test_the_allow_list_is_a_documented_option_of_the_provider() -> None:
+    from nango_provider.get_provider_info import get_provider_info
+
+    option = get_provider_info()["config"]["nango"]["options"]["allowed_hosts"]
+    assert option["default"] == "" and option["type"] == "string" and "*.example.com" in option["description"]

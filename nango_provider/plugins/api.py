@@ -12,7 +12,8 @@
 
 Airflow does not protect plugin apps, so every route depends on Airflow's ``get_user`` (a JWT from
 ``POST /auth/token`` as ``Authorization: Bearer``, or the UI's ``_token`` cookie) and asks the auth manager
-whether the user may read (GET), change (PUT), create (POST) or delete (DELETE) the sync's DAG.
+whether the user may read (GET), change (PUT), create (POST) or delete (DELETE) the sync's DAG. Creating a sync
+also takes reading every connection it uses, and a URL that no sync may reach is refused (docs/security.md).
 
 Every error has one JSON shape (:func:`error_response`): ``{"status", "code", "detail", "sync", "field"}``,
 whatever refused the request (a definition, a missing sync, malformed JSON, a wrong content type, FastAPI's
