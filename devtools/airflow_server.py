@@ -3,8 +3,8 @@ triggerer as subprocesses over the local environment (embedded Postgres, demo AP
 
 Airflow's metadata lives in its own database (``airflow``) of the embedded Postgres, so the three processes
 and the task processes never fight over a SQLite file. Users come from the SimpleAuthManager: ``admin``
-(role admin), ``viewer`` (role viewer) and ``editor`` (role user), each with its name as password. Every process writes its output to
-``<AIRFLOW_HOME>/<component>.log``.
+(role admin), ``viewer`` (role viewer) and ``editor`` (role user), each with its name as password. Every process
+writes its output to ``<AIRFLOW_HOME>/<component>.log``.
 
 Tasks run with the LocalExecutor (in the scheduler's children), or with ``executor="celery"`` on Celery workers:
 a private Redis is the broker, and each worker is an ``airflow celery worker`` with an ``AIRFLOW_HOME``, working

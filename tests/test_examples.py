@@ -133,13 +133,13 @@ def test_templated_secret_header_works_and_never_leaks(
         "AIRFLOW_CONN_MY_API", json.dumps({"conn_type": "nango", "host": demo_api.url, "password": secret})
     )
     airflow.write_syncs(
-        f"""
+        """
 syncs:
   guarded:
     http_conn_id: my_api
     url: /crm/v3/objects/contacts?limit=300
     headers:
-      Authorization: "Bearer {{{{ conn.my_api.password }}}}"
+      Authorization: "Bearer {{ conn.my_api.password }}"
     unique_key: id
     paging_request_path: after
     paging_response_path: paging.next.after
