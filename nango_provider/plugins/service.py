@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -191,8 +191,7 @@ def metadata(session: Session | None, doing: str) -> Iterator[Session]:
     """``session`` when given, else a short session of Airflow's metadata database, committed on exit (see
     :func:`airflow_internals.metadata_session`)."""
     if session is not None:
-        with nullcontext(session) as given:
-            yield given
+        yield session
         return
     with airflow.metadata_session(doing) as own:
         yield own
