@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from devtools.airflow_server import AirflowServer
-from nango_provider.definition import SyncDefinition
+from nango_provider.definition import SyncDefinition, connection_ids
 from nango_provider.exceptions import ForbiddenTargetError, SyncDefinitionError
 from nango_provider.hooks.nango import NangoHook
 from nango_provider.targets import (
@@ -104,6 +104,15 @@ def test_a_template_may_read_the_syncs_own_connection() -> None:
         {"url": "/items", "http_conn_id": "my_api", "headers": {"Authorization": "Bearer {{ conn.my_api.password }}"}},
     )
     assert definition.headers["Authorization"] == "Bearer {{ conn.my_api.password }}"
+
+
+def test_with_connections_a_template_may_read_each_listed_connection_only() -> None:
+    fields = {"url": "/items", "unique_key": "id", "connections": ["tenant_a", "tenant_b"]}
+    definition = SyncDefinition.from_mapping("s", {**fields, "headers": {"X-A": "{{ conn.tenant_b.password }}"}})
+    assert connection_ids(definition) == {"tenant_a", "tenant_b", "postgres_default"}
+    refused({**fields, "headers": {"X-A": "{{ conn.tenant_c.password }}"}}, "headers", "reads connection 'tenant_c'")
+    templated = {**fields, "connections": "{{ var.json.tenants }}", "headers": {"X-A": "{{ conn.tenant_a.password }}"}}
+    refused(templated, "headers", "it names no connection")  # a rendered list cannot be checked when read
 
 
 @pytest.mark.parametrize(

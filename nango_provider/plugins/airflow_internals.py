@@ -117,10 +117,11 @@ def authorized_dag_ids(user: BaseUser) -> set[str]:
         return set(get_auth_manager().get_authorized_dag_ids(user=user, method="GET", session=session))
 
 
-def is_authorized_connection(user: BaseUser, conn_id: str) -> bool:
+def is_authorized_connection(user: BaseUser, conn_id: str | None) -> bool:
     """Whether the auth manager lets ``user`` read the Airflow connection ``conn_id`` (as its Connections page
-    would: a sync that names a connection sends or writes with its secrets)."""
-    details = ConnectionDetails(conn_id=conn_id, team_name=Connection.get_team_name(conn_id))
+    would: a sync that names a connection sends or writes with its secrets); ``None``: every connection."""
+    team_name = Connection.get_team_name(conn_id) if conn_id is not None else None
+    details = ConnectionDetails(conn_id=conn_id, team_name=team_name)
     return bool(get_auth_manager().is_authorized_connection(method="GET", details=details, user=user))
 
 

@@ -212,7 +212,14 @@ def authorize(
 
 def authorize_connections(user: BaseUser, definition: SyncDefinition) -> None:
     """403 unless ``user`` may read every connection the sync uses (Airflow's connection permission): a sync sends
-    its HTTP connection's credentials and writes with its database connection's."""
+    its HTTP connection's credentials and writes with its database connection's. A templated ``connections``
+    list may render to any connection: it takes the permission to read every connection."""
+    if isinstance(definition.connections, str) and not is_authorized_connection(user, None):
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN,
+            f"user {user.get_name()!r} is not allowed to read every connection, which sync {definition.name!r} "
+            "may use: its connections are a template",
+        )
     for conn_id in sorted(connection_ids(definition)):
         if not is_authorized_connection(user, conn_id):
             raise HTTPException(
