@@ -12,7 +12,7 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from nango_provider.definition import parse_connections
 from nango_provider.exceptions import SyncDefinitionError
-from nango_provider.operators.sync import _decoded  # Jinja prints a list as Python text: ['a', 'b']
+from nango_provider.operators.sync import decode_rendered  # Jinja prints a list as Python text: ['a', 'b']
 
 
 class NangoConnectionsOperator(BaseOperator):
@@ -33,7 +33,7 @@ class NangoConnectionsOperator(BaseOperator):
     def execute(self, context: Any) -> list[str]:
         """The connection ids, in the order given."""
         try:
-            value = _decoded(self.connections) if isinstance(self.connections, str) else self.connections
+            value = decode_rendered(self.connections) if isinstance(self.connections, str) else self.connections
             listed = parse_connections(value, self._fail)
         except SyncDefinitionError as error:
             raise AirflowFailException(str(error)) from error

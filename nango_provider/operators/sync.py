@@ -391,7 +391,7 @@ def _name_from_task_id(task_id: str) -> str:
     return name if name[:1].isalpha() else f"sync_{name}"
 
 
-def _decoded(text: str) -> Any:
+def decode_rendered(text: str) -> Any:
     """``text`` read as JSON, or as the Python literal Jinja prints a mapping as (``{'a': True}``); else itself."""
     for parse in (json.loads, ast.literal_eval):
         try:
@@ -404,7 +404,7 @@ def _decoded(text: str) -> Any:
 def _mapping_from_text(value: Any) -> Any:
     """A rendered template holding a mapping (or nothing: ``None``, ``null``), as that; anything else unchanged."""
     if isinstance(value, str):
-        decoded = _decoded(value)
+        decoded = decode_rendered(value)
         return decoded if isinstance(decoded, Mapping | None) else value
     return value
 
@@ -412,7 +412,7 @@ def _mapping_from_text(value: Any) -> Any:
 def _json_from_text(value: Any) -> Any:
     """A body rendered to the text of a JSON object or array (or nothing), as that; anything else unchanged."""
     if isinstance(value, str):
-        decoded = _decoded(value)
+        decoded = decode_rendered(value)
         return decoded if isinstance(decoded, Mapping | list | None) else value
     return value
 

@@ -321,19 +321,8 @@ def _add_runs(entries: Mapping[str, SyncEntry], default_conn_id: str, errors: li
 
 def job_history(conn_id: str, dag_ids: Sequence[str], limit: int = HISTORY_LENGTH) -> dict[str, list[dict[str, Any]]]:
     """The last ``limit`` job rows (one per try) of each DAG, oldest first; none before the first run."""
-    query = sql.SQL(_HISTORY).format(columns=sql.SQL(", ").join(map(sql.Identifier, _JOB_COLUMNS)))
-    try:
-        conn = connection_factory(conn_id)()
-    except psycopg.Error as error:
-        raise StoreError(f"cannot connect to Postgres ({conn_id}): {error}") from error
-    with conn, conn.cursor(row_factory=dict_row) as cursor:
-        try:
-            cursor.execute(query, (list(dag_ids), limit))
-        except psycopg.errors.UndefinedTable:
-            return {}
-        rows = cursor.fetchall()
     history: dict[str, list[dict[str, Any]]] = {}
-    for row in rows:
+    for row in _job_rows(conn_id, _HISTORY, (list(dag_ids), limit)):
         history.setdefault(row.pop("dag_id"), []).append(row)
     return history
 
@@ -341,21 +330,26 @@ def job_history(conn_id: str, dag_ids: Sequence[str], limit: int = HISTORY_LENGT
 def connection_history(conn_id: str, dag_ids: Sequence[str]) -> dict[str, dict[str, dict[str, Any]]]:
     """The latest job row (try) of each connection of each DAG of a sync with ``connections``:
     ``{dag_id: {connection_id: row}}``."""
-    query = sql.SQL(_LATEST_BY_CONNECTION).format(columns=sql.SQL(", ").join(map(sql.Identifier, _JOB_COLUMNS)))
+    latest: dict[str, dict[str, dict[str, Any]]] = {}
+    for row in _job_rows(conn_id, _LATEST_BY_CONNECTION, (list(dag_ids),)):
+        latest.setdefault(row.pop("dag_id"), {})[row.pop("connection_id")] = row
+    return latest
+
+
+def _job_rows(conn_id: str, template: str, params: tuple[Any, ...]) -> list[dict[str, Any]]:
+    """Rows of a query over the jobs table (``{columns}`` in ``template`` names the job columns); none while the
+    table, or a column added by a later version, does not exist yet."""
+    query = sql.SQL(template).format(columns=sql.SQL(", ").join(map(sql.Identifier, _JOB_COLUMNS)))
     try:
         conn = connection_factory(conn_id)()
     except psycopg.Error as error:
         raise StoreError(f"cannot connect to Postgres ({conn_id}): {error}") from error
     with conn, conn.cursor(row_factory=dict_row) as cursor:
         try:
-            cursor.execute(query, (list(dag_ids),))
+            cursor.execute(query, params)
         except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
-            return {}
-        rows = cursor.fetchall()
-    latest: dict[str, dict[str, dict[str, Any]]] = {}
-    for row in rows:
-        latest.setdefault(row.pop("dag_id"), {})[row.pop("connection_id")] = row
-    return latest
+            return []
+        return cursor.fetchall()
 
 
 def _add_dag_runs(entries: Mapping[str, SyncEntry], session: Session) -> None:
