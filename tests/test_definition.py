@@ -667,6 +667,12 @@ def test_load_a_duplicate_sync_name(tmp_path: Path) -> None:
     assert "line 4" in str(error)
 
 
+def test_load_a_list_as_a_key(tmp_path: Path) -> None:
+    text = "syncs:\n  pokemon:\n    url: https://a.example.com\n    ? [a]\n    : 1\n"
+    error = load_refused(write(tmp_path, text), "?", None, "found unhashable key")
+    assert "line 4" in str(error)
+
+
 YAML_DOCUMENTS = [
     "syncs:\n  a:\n    url: https://x.example.com\n    query_params: {limit: 5, on: yes}\n    max_total: 1_000\n",
     "a: [1, 2.5, true, null, ~, 2024-01-01, 2024-01-01T10:00:00Z, 0x1f, .inf, 0b101, 12:30:00]\n",
