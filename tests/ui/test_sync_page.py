@@ -252,7 +252,9 @@ def test_cancel_asks_for_confirmation_then_fails_the_queued_run(syncs: AirflowSe
         confirm.get_by_role("button", name="Cancel run").click()
         frame.locator("#notice").get_by_text(f"Cancelled {SYNC}: {run_id} marked failed.").wait_for()
         assert syncs.wait_for_run(f"nango_sync_{SYNC}", run_id) == "failed"
-        assert row.get_by_role("button", name=f"Cancel run {SYNC}").is_disabled()  # nothing left to cancel
+        cancel = row.get_by_role("button", name=f"Cancel run {SYNC}")
+        # The notice shows as soon as the action answers; the rows are reloaded after it.
+        wait_for(cancel.is_disabled, 20, "the cancel button to be disabled: nothing left to cancel")
         shot(page, "23-cancelled")
     finally:
         client.put(base, json={"action": "resume", "sync_id": SYNC}, timeout=30)
