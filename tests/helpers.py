@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +68,12 @@ def jobs(db: str) -> list[dict[str, Any]]:
     """Every row of ``nango._nango_jobs``, oldest first."""
     with psycopg.connect(db) as conn, conn.cursor(row_factory=psycopg.rows.dict_row) as cursor:
         return cursor.execute("SELECT * FROM nango._nango_jobs ORDER BY id").fetchall()
+
+
+def airflow_dags_test(dag_id: str) -> subprocess.CompletedProcess[str]:
+    """``airflow dags test <dag_id>`` in a process of its own."""
+    command = [sys.executable, "-m", "airflow", "dags", "test", dag_id]
+    return subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), check=False, timeout=300)
 
 
 class AirflowRunner:

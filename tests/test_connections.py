@@ -5,9 +5,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import threading
 from typing import Any
 
@@ -21,7 +18,7 @@ from nango_provider.exceptions import SyncDefinitionError
 from nango_provider.operators.sync import NangoSyncOperator
 from nango_provider.store import marks, schema
 from nango_provider.store.postgres import PostgresStore
-from tests.helpers import EXAMPLES, AirflowRunner, jobs, rows, sync
+from tests.helpers import EXAMPLES, AirflowRunner, airflow_dags_test, jobs, rows, sync
 
 pytestmark = pytest.mark.integration
 
@@ -45,12 +42,6 @@ def task_states(dag_run: Any) -> dict[str, str]:
     """``{rendered map index (the connection): state}`` of the mapped sync task."""
     return {ti.rendered_map_index or str(ti.map_index): ti.state for ti in dag_run.get_task_instances()
             if ti.task_id == "sync"}  # fmt: skip
-
-
-def airflow_dags_test(dag_id: str) -> subprocess.CompletedProcess[str]:
-    """``airflow dags test <dag_id>`` in a process of its own."""
-    command = [sys.executable, "-m", "airflow", "dags", "test", dag_id]
-    return subprocess.run(command, capture_output=True, text=True, env=os.environ.copy(), check=False, timeout=300)
 
 
 def latest_dag_run(dag_id: str) -> Any:

@@ -15,7 +15,7 @@ import pytest
 
 from devtools.demo_api import DemoApi
 from nango_provider.dag_factory import sync_asset
-from tests.helpers import EXAMPLES, AirflowRunner, jobs, rows
+from tests.helpers import EXAMPLES, AirflowRunner, airflow_dags_test, jobs, rows
 
 pytestmark = pytest.mark.integration
 
@@ -168,28 +168,14 @@ syncs:
     table: test_user.objects
 """
     )
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", "nango_sync_user_objects"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        check=False,
-        timeout=240,
-    )
+    result = airflow_dags_test("nango_sync_user_objects")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert len(rows(db, "test_user.objects")) == 600
     assert [(job["status"], job["pages"], job["added"]) for job in jobs(db)] == [("success", 3, 600)]
 
 
 def test_airflow_dags_test_cli_follows_the_link_header_of_an_example(examples: AirflowRunner, db: str) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", "nango_sync_github_items"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        check=False,
-        timeout=240,
-    )
+    result = airflow_dags_test("nango_sync_github_items")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert sorted(int(key) for key in rows(db, "nango.github_items")) == list(range(1, 601))
     assert [(job["status"], job["pages"], job["fetched"], job["warnings"]) for job in jobs(db)] == [

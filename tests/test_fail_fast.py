@@ -6,9 +6,6 @@ Runs real Airflow (``airflow dags test`` and ``dag.test()``) with the DAG factor
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,7 +23,7 @@ from nango_provider.exceptions import (
     SyncDefinitionError,
 )
 from tests.fixture_server import FixtureServer, Reply, Request
-from tests.helpers import AirflowRunner, jobs, rows
+from tests.helpers import AirflowRunner, airflow_dags_test, jobs, rows
 
 pytestmark = pytest.mark.integration
 
@@ -50,14 +47,7 @@ def test_airflow_dags_test_on_a_looping_cursor_fails_in_seconds_with_one_try(
     airflow.write_syncs(items_yaml(f"{api.url}/forever"))
 
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "airflow", "dags", "test", "nango_sync_items"],
-        capture_output=True,
-        text=True,
-        env=os.environ.copy(),
-        check=False,
-        timeout=300,
-    )
+    result = airflow_dags_test("nango_sync_items")
     elapsed = time.monotonic() - started
 
     output = result.stdout + result.stderr
