@@ -233,6 +233,10 @@ def test_set_paused_is_what_airflow_shows(live_airflow: AirflowServer, metadata:
         adapter.set_paused(metadata, DAG_ID, paused)
         metadata.commit()
         assert airflow_view(live_airflow, f"dags/{DAG_ID}")["is_paused"] is paused
+    # While the DAG was unpaused the scheduler may have created its scheduled run: end it, so that the next test
+    # starts from a DAG with no active run.
+    adapter.fail_active_runs(metadata, DAG_ID)
+    metadata.commit()
     with pytest.raises(adapter.DagNotParsedError):
         adapter.set_paused(metadata, "nango_sync_nowhere", True)
 
