@@ -46,8 +46,8 @@ with one connection per tenant (``connections:``) lands them side by side. ``rem
 ``fail_tenant_page`` change one tenant's data or make one of its pages fail.
 
 Run ``python -m devtools.demo_api --port 8700 --records 3000`` to serve until interrupted; ``--latency 0.02``
-makes every response take 20 ms, like a remote API (each connection waits on its own; building the answer is
-part of those 20 ms).
+makes every response take 20 ms, like a remote API (each connection waits on its own; the 20 ms count from the
+request's arrival, so reading it and building the answer are part of them).
 """
 
 from __future__ import annotations
@@ -408,15 +408,21 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "DemoApi/1.0"
     timeout = 30
+    wbufsize = 64 * 1024  # a page's head and body leave in one write when the body fits (flushed per request)
 
     def setup(self) -> None:
-        """Send each write at once (TCP_NODELAY): the headers and the body go out in two writes, and with Nagle's
-        algorithm the body would wait for the client's delayed ACK of the headers (40 ms on Linux)."""
+        """Send each write at once (TCP_NODELAY): a body larger than the write buffer leaves in a write of its own
+        after the head, and with Nagle's algorithm it would wait for the client's delayed ACK (40 ms on Linux)."""
         super().setup()
         self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Keep the console quiet: no per-request logging."""
+
+    def parse_request(self) -> bool:
+        """Note when the request arrived (its first line was read), then parse its headers."""
+        self._received = time.monotonic()
+        return super().parse_request()
 
     def do_GET(self) -> None:
         """Serve a GET request."""
@@ -446,7 +452,6 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length > 0 else b""
         api = cast(_DemoServer, self.server).api
-        received = time.monotonic()
         headers: dict[str, str] = {}
         try:
             status, payload, headers = api.respond(method, self.path, body, dict(self.headers.items()))
@@ -454,9 +459,10 @@ class _Handler(BaseHTTPRequestHandler):
             logger.exception("demo API failed on %s %s", method, self.path)
             status, payload = 500, _dumps({"error": "internal server error"})
         if api.latency and not self.path.startswith("/_demo/"):
-            # A remote API's response time, the work of building the answer included; each connection waits on
-            # its own. A sync waiting only for the API then reaches exactly records per page / latency.
-            time.sleep(max(0.0, api.latency - (time.monotonic() - received)))
+            # A remote API's response time, from the request's arrival, reading it and building the answer
+            # included; each connection waits on its own. A sync waiting only for the API then reaches records per
+            # page / latency, less its own time per request.
+            time.sleep(max(0.0, api.latency - (time.monotonic() - self._received)))
         self._send(status, payload, headers)
 
     def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import ipaddress
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 from urllib.parse import urlsplit
 
@@ -225,23 +225,34 @@ class HostGuard:
     allowed: tuple[str, ...] = ()
     airflow_url: str | None = None
     connections: tuple[ConnectionSecrets, ...] = ()
+    # what the guard found for each scheme and host (with port): a run sends its pages to one or a few hosts
+    _verdicts: dict[tuple[str, str], _HostVerdict] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def check(self, url: str, sent: Iterable[Any]) -> None:
         """Refuse a request to ``url`` carrying ``sent`` (its params, headers and body)."""
-        reason = refused_target(url, self.allowed, self.airflow_url)
-        if reason is not None:
-            raise ForbiddenTargetError(f"a request to {_host_text(url)} is refused: {reason}", sync=self.sync)
-        target = Host.of_url(url)
-        text = "\n".join([url, *(_text_of(item) for item in sent)])
-        for connection in self.connections:
-            self._check_connection(connection, target, text)
-
-    def _check_connection(self, connection: ConnectionSecrets, target: Host | None, text: str) -> None:
-        foreign = connection.never_sent or (
-            connection.host is not None and (target is None or not connection.host.serves(target))
-        )
-        if not foreign:
+        verdict = self._verdict(url)
+        if verdict.refusal is not None:
+            raise ForbiddenTargetError(verdict.refusal, sync=self.sync)
+        if not verdict.foreign:
             return
+        text = "\n".join([url, *(_text_of(item) for item in sent)])
+        for connection in verdict.foreign:
+            self._check_foreign_connection(connection, verdict.target, text)
+
+    def _verdict(self, url: str) -> _HostVerdict:
+        """Whether requests to the host of ``url`` are refused, and which connections are foreign to it."""
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        verdict = self._verdicts.get(key)
+        if verdict is None:
+            reason = refused_target(url, self.allowed, self.airflow_url)
+            refusal = None if reason is None else f"a request to {_host_text(url)} is refused: {reason}"
+            target = Host.of_url(url)
+            foreign = tuple(connection for connection in self.connections if _is_foreign(connection, target))
+            verdict = self._verdicts[key] = _HostVerdict(target, refusal, foreign)
+        return verdict
+
+    def _check_foreign_connection(self, connection: ConnectionSecrets, target: Host | None, text: str) -> None:
         where = f"host {target}" if target else "this request"
         if connection.sends_credentials and not connection.never_sent:
             raise ForbiddenTargetError(
@@ -256,6 +267,23 @@ class HostGuard:
                 "a connection's secrets go only to its own host",
                 sync=self.sync,
             )
+
+
+@dataclass(frozen=True)
+class _HostVerdict:
+    """What :class:`HostGuard` found for one host: the refusal of every request to it, or the connections whose
+    credentials or secrets must not go there."""
+
+    target: Host | None
+    refusal: str | None
+    foreign: tuple[ConnectionSecrets, ...]
+
+
+def _is_foreign(connection: ConnectionSecrets, target: Host | None) -> bool:
+    """Whether a request to ``target`` must carry none of ``connection``'s credentials and secrets."""
+    return connection.never_sent or (
+        connection.host is not None and (target is None or not connection.host.serves(target))
+    )
 
 
 def secret_values_of(password: str | None, uri: str | None, extra: Mapping[str, Any] | None) -> tuple[str, ...]:

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+import requests
 
 from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import HttpError, PaginationError, ResponseError
@@ -1043,3 +1044,59 @@ def test_an_empty_answer_is_an_empty_last_page(
 
     assert [(page.records, page.next_request) for page in pages] == [([], None)]
     assert len(api.requests) == 1 and waits == []
+
+
+# ------------------------------------------------------------------------ proxies and CA bundle from the environment
+
+
+def _clear_proxy_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+
+
+def test_a_proxy_from_the_environment_carries_every_page_and_is_looked_up_once(
+    api: FixtureServer, hook: NangoHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``HTTP_PROXY`` routes every page through the proxy (the loopback server plays it: it gets the absolute
+    URL and the API's Host header), and the environment is read once for the host, not once per page."""
+    _clear_proxy_environment(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", api.url)
+    api.route("GET", "/contacts", cursor_handler(CONTACTS, build=hubspot))
+    looked_up: list[str] = []
+    environment_proxies = requests.sessions.get_environ_proxies
+
+    def counted(url: str, no_proxy: str | None = None) -> dict[str, str]:
+        looked_up.append(url)
+        return environment_proxies(url, no_proxy=no_proxy)
+
+    monkeypatch.setattr(requests.sessions, "get_environ_proxies", counted)
+    definition = sync(
+        "http://api.example.test/contacts",
+        query_params={"limit": 2},
+        paging_request_path="after",
+        paging_response_path="paging.next.after",
+    )
+    records = [record for page in run(hook, definition) for record in page.records]
+    assert records == CONTACTS
+    assert [request.headers["Host"] for request in api.requests] == ["api.example.test"] * 3
+    assert len(looked_up) == 1
+
+
+def test_no_proxy_from_the_environment_still_sends_its_hosts_directly(
+    api: FixtureServer, hook: NangoHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A host in ``NO_PROXY`` is reached directly although ``HTTP_PROXY`` names a proxy that refuses connections."""
+    _clear_proxy_environment(monkeypatch)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    api.route("GET", "/contacts", cursor_handler(CONTACTS, build=hubspot))
+    definition = sync(
+        f"{api.url}/contacts",
+        query_params={"limit": 2},
+        paging_request_path="after",
+        paging_response_path="paging.next.after",
+    )
+    records = [record for page in run(hook, definition) for record in page.records]
+    assert records == CONTACTS
+    assert len(api.requests) == 3

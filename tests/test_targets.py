@@ -154,6 +154,9 @@ def test_the_guard_keeps_each_connections_credentials_and_secrets_on_its_host() 
     guard.check("https://api.example.com/items", [{"Authorization": "Bearer tok-123"}])
     with pytest.raises(ForbiddenTargetError, match=r"connection 'my_api' is for host api\.example\.com"):
         guard.check("https://evil.example.net/items", [])
+    with pytest.raises(ForbiddenTargetError, match=r"goes to host api\.example\.com:8443"):  # a host is its port too
+        guard.check("https://api.example.com:8443/items", [])
+    guard.check("https://api.example.com/items?page=2", [{"Authorization": "Bearer tok-123"}])
     lone = HostGuard("s", connections=(other, warehouse))
     lone.check("https://other.example.com/x", [{"X-Key": "other-secret"}])
     with pytest.raises(ForbiddenTargetError, match="secret of connection 'other'") as raised:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, NoReturn
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 import msgspec
 import requests
@@ -207,6 +207,7 @@ class NangoHook(HttpHook):
         ``stop`` ends a wait between retries at once (:class:`SyncCancelled`).
         """
         session = self.get_conn(headers=dict(definition.headers))
+        resolve_environment_once_per_host(session)
         self._secrets = self.secrets(definition)
         self._guard = self.host_guard(definition)
         concurrency = definition.paging.concurrency if definition.paging else 1
@@ -413,6 +414,31 @@ class NangoHook(HttpHook):
         exponential = min(_MAX_BACKOFF_SECONDS, definition.request_backoff_seconds * 2**attempt)
         jittered = exponential * random.uniform(0.5, 1.0)
         return max(jittered, retry_after or 0.0)
+
+
+def resolve_environment_once_per_host(session: requests.Session) -> None:
+    """Make ``session`` read the proxies and CA bundle the environment gives a scheme and host once, not for every
+    request.
+
+    ``requests`` reads them for every request (``HTTPS_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``...), scanning the
+    whole environment twice: a large part of a request's CPU time when pages come fast. They depend only on the
+    URL's scheme and host (and port) and on the environment, which a run does not change. A request passing its own
+    ``proxies``, ``stream``, ``verify`` or ``cert`` is resolved as before.
+    """
+    resolve = session.merge_environment_settings
+    resolved: dict[tuple[str, str], Any] = {}
+
+    def merge_environment_settings(url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        if proxies or stream is not None or verify is not None or cert is not None:
+            return resolve(url, proxies, stream, verify, cert)
+        parts = urlsplit(url)
+        key = (parts.scheme, parts.netloc)
+        if key not in resolved:
+            resolved[key] = resolve(url, {}, None, None, None)
+        settings = resolved[key]
+        return {**settings, "proxies": dict(settings["proxies"])}
+
+    session.merge_environment_settings = merge_environment_settings  # type: ignore[method-assign]
 
 
 def _planned(
