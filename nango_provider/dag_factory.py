@@ -14,15 +14,17 @@ import functools
 import gc
 import json
 import logging
+import math
 import os
 import re
 from collections.abc import Iterable, Iterator, MutableMapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
+import pendulum
 from airflow.sdk import DAG, Asset, Param, get_parsing_context
 from airflow.sdk.exceptions import AirflowFailException
 
@@ -47,7 +49,8 @@ from nango_provider.redaction import redact_url
 if TYPE_CHECKING:
     from nango_provider.store.registry import PendingRead
 
-START_DATE: Final = datetime(2024, 1, 1, tzinfo=UTC)
+START_DATE: Final = pendulum.DateTime(2024, 1, 1, tzinfo=pendulum.UTC)
+"""2024-01-01 UTC, as the pendulum datetime each DAG converts its start to: already converted, it is taken as it is."""
 DEFAULT_TASK_ARGS: Final[dict[str, Any]] = {
     "owner": "nango",
     "retries": 3,
@@ -94,12 +97,43 @@ def build_dag(definition: SyncDefinition, **dag_kwargs: Any) -> DAG:
         "pre_execute": refuse_unknown_run_params,
         "outlets": [sync_asset(".".join(definition.qualified_table), definition.postgres_conn_id)],
     }
-    with _new_dag(options, _params(definition)) as dag:
-        if definition.connections is None:
-            NangoSyncOperator.from_definition(definition, **task_kwargs)
-        else:
+    params = _params(definition)
+    if "params" in options or options.get("default_args") is not DEFAULT_TASK_ARGS:
+        with DAG(**({"params": params} | options)) as dag:  # the caller's params or default args: Airflow checks
+            _add_sync_tasks(definition, task_kwargs)
+    elif definition.connections is None:
+        with DAG(**options) as dag:
+            task = NangoSyncOperator.from_definition(definition, **task_kwargs)
+        _add_params(dag, params, task)
+    else:
+        with DAG(**options) as dag:
+            dag.params.update(params)
             _sync_per_connection(definition, task_kwargs)
     return dag
+
+
+def _add_sync_tasks(definition: SyncDefinition, task_kwargs: dict[str, Any]) -> None:
+    if definition.connections is None:
+        NangoSyncOperator.from_definition(definition, **task_kwargs)
+    else:
+        _sync_per_connection(definition, task_kwargs)
+
+
+def _add_params(dag: DAG, params: dict[str, Param], task: NangoSyncOperator) -> None:
+    """``params`` added to ``dag`` and to its ``task``, once both exist, as Airflow would have added them.
+
+    Airflow checks each param of a scheduled DAG against its schema when the DAG is built (jsonschema checking
+    the schema, then the value: about a quarter of the time to build a sync's DAG), and deep-copies the DAG's
+    params into each task it builds, twice (once per class of the operator). These defaults cannot fail the
+    check: ``full_refresh`` is ``False`` and ``max_total`` was checked with the definition (null, or an integer
+    from 1 to 2**63 - 1). And the task's copies are made here, as Airflow's deep copy makes them: a new ``Param``
+    of the same value, description and schema (shared, see :class:`_SharedSchema`), marked as coming from the DAG.
+    """
+    dag.params.update(params)
+    for name, param in params.items():
+        copied = Param.__new__(Param)  # as ``copy.deepcopy`` makes it: the same attributes, no ``__init__``
+        vars(copied).update(vars(param), source="dag")  # the value is a bool, an int or None: nothing to copy
+        task.params[name] = copied
 
 
 def _sync_per_connection(definition: SyncDefinition, task_kwargs: dict[str, Any]) -> None:
@@ -420,22 +454,6 @@ def _params(definition: SyncDefinition) -> dict[str, Param]:
     }
 
 
-def _new_dag(options: dict[str, Any], params: dict[str, Param]) -> DAG:
-    """``DAG(params=params, **options)``, without Airflow's check of each param's default against its schema.
-
-    Airflow checks the params of a scheduled DAG when the DAG is built, and the check (jsonschema checking the
-    schema, then the value) took about a quarter of the time to build a sync's DAG. These defaults cannot fail
-    it: ``full_refresh`` is ``False`` and ``max_total`` was checked with the definition (null, or an integer
-    from 1 to 2**63 - 1), so the params are added once the DAG exists, before its task copies them. Params or
-    default args given by the caller (``nango_sync(dag_kwargs=...)``) go the usual way, checked by Airflow.
-    """
-    if "params" in options or options.get("default_args") is not DEFAULT_TASK_ARGS:
-        return DAG(**({"params": params} | options))
-    dag = DAG(**options)
-    dag.params.update(params)
-    return dag
-
-
 def _description(definition: SyncDefinition) -> str:
     table = ".".join(definition.qualified_table)
     return f"Sync {definition.method} {redact_url(definition.url)} into {table}"
@@ -457,16 +475,19 @@ def _yaml_block(name: str, fields: dict[str, Any]) -> str:
 
     Much cheaper than a YAML emitter, which took a tenth of the time to build a DAG; JSON is valid YAML.
     """
-    return "\n".join(_yaml_lines({name: fields}, "")) + "\n"
+    lines: list[str] = []
+    _add_yaml_lines({name: fields}, "", lines)
+    lines.append("")
+    return "\n".join(lines)
 
 
-def _yaml_lines(mapping: dict[Any, Any], indent: str) -> Iterator[str]:
+def _add_yaml_lines(mapping: dict[Any, Any], indent: str, lines: list[str]) -> None:
     for key, value in mapping.items():
         if isinstance(value, dict) and value:
-            yield f"{indent}{_yaml_scalar(key)}:"
-            yield from _yaml_lines(value, indent + "  ")
+            lines.append(f"{indent}{_yaml_scalar(key)}:")
+            _add_yaml_lines(value, indent + "  ", lines)
         else:
-            yield f"{indent}{_yaml_scalar(key)}: {_yaml_scalar(value)}"
+            lines.append(f"{indent}{_yaml_scalar(key)}: {_yaml_scalar(value)}")
 
 
 _YAML_PLAIN: Final = re.compile(r"[A-Za-z_/][\w ./:@*?&=%+,;~()-]*")
@@ -481,6 +502,8 @@ def _yaml_scalar(value: Any) -> str:
         return _YAML_CONSTANTS[value]
     if type(value) is int:
         return str(value)
+    if type(value) is float and math.isfinite(value):
+        return repr(value)  # as JSON writes it
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -97,6 +97,8 @@ HEADER_NAME = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 """An HTTP header name is a token (RFC 9110)."""
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 _SURROGATE = re.compile(r"[\ud800-\udfff]")
+_WHITESPACE = re.compile(r"\s")
+"""What ``str.isspace`` calls whitespace (both use Unicode's definition)."""
 RESERVED_SCHEMAS: Final = frozenset({"information_schema", "pg_catalog", "pg_toast"})
 """Besides these, every schema starting with ``pg_`` is refused."""
 
@@ -180,7 +182,7 @@ class SyncDefinition:
 
     def redacted(self) -> dict[str, Any]:
         """The definition as a plain dict, safe to show: secret headers, params and URL parts hidden."""
-        shown = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        shown = {name: getattr(self, name) for name in _ALL_FIELD_NAMES}
         shown["url"] = redact_url(self.url)
         shown["headers"] = redact_mapping(self.headers)
         shown["query_params"] = redact_mapping(self.query_params)
@@ -242,6 +244,7 @@ def parse_connections(value: Any, fail: Callable[[str], SyncDefinitionError]) ->
 DERIVED_FIELDS: Final = frozenset({"name", "frequency_text"})
 """Fields of :class:`SyncDefinition` that are not written as fields of a definition."""
 FIELD_NAMES: Final = tuple(f.name for f in dataclasses.fields(SyncDefinition) if f.name not in DERIVED_FIELDS)
+_ALL_FIELD_NAMES: Final = tuple(f.name for f in dataclasses.fields(SyncDefinition))
 _FIELD_SIZES: Final = {"body": MAX_BODY_BYTES, "headers": MAX_HEADERS_BYTES, "query_params": MAX_QUERY_BYTES}
 _DEFAULTS: Final = {
     f.name: f.default for f in dataclasses.fields(SyncDefinition) if f.default is not dataclasses.MISSING
@@ -392,7 +395,7 @@ class _Validator:
         if "{{" in value:
             return value  # templated: checked again once Airflow has rendered it
         shown = redact_url(value)
-        if any(char.isspace() for char in value):
+        if _WHITESPACE.search(value):
             raise self.fail("url", f"expected a URL without spaces, got {shown!r}")
         try:
             parts = urlsplit(value)
@@ -678,7 +681,8 @@ class _Validator:
         secrets go only to its own host, which the run checks against each request (docs/security.md)."""
         own = http_connection_ids(definition)
         for field_name in REQUEST_FIELDS:
-            for text in strings_in({field_name: getattr(definition, field_name)}):
+            value = getattr(definition, field_name)
+            for text in (value,) if isinstance(value, str) else strings_in(value):
                 try:
                     used = template_connection_ids(text)
                 except ValueError as error:
@@ -743,6 +747,8 @@ def _json_problem(value: Any, *, strict: bool) -> str | None:
     ``bigint``, NUL characters and unpaired surrogates in strings and keys. With ``strict``, also anything
     that is not a mapping with string keys, a list, a string, a number, a boolean or null.
     """
+    if type(value) in _PLAIN_SCALARS:
+        return _scalar_problem(value, strict=strict)  # most fields: one value, nothing to walk
     pending: list[tuple[Any, _Where, int]] = [(value, None, 0)]
     count = 0
     while pending:
@@ -766,6 +772,8 @@ def _json_problem(value: Any, *, strict: bool) -> str | None:
             return f"{problem} (at {_shown(where)})" if where else problem
     return None
 
+
+_PLAIN_SCALARS: Final = frozenset({str, int, float, bool, type(None)})
 
 _Where = tuple[Any, Any] | None
 """Where a value is inside a field: ``(parent, key or index)``, or ``None`` for the field itself."""
@@ -934,7 +942,8 @@ def _is_cron(text: str) -> bool:
 def _read_syncs(path: str | Path) -> Mapping[Any, Any]:
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as file:  # bytes: YAML reads every line break as one, no newline translation needed
+            text = file.read().decode("utf-8")
         _refuse_aliases(text)
         document = yaml.load(text, Loader=_UniqueKeyLoader)
     except UnicodeDecodeError as error:

@@ -11,7 +11,7 @@ import os
 import pickle
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -383,7 +383,7 @@ def plain_dag(definition: SyncDefinition, **dag_kwargs: Any) -> DAG:
     options = {
         "dag_id": definition.dag_id,
         "schedule": definition.frequency,
-        "start_date": dag_factory.START_DATE,
+        "start_date": datetime(2024, 1, 1, tzinfo=UTC),
         "catchup": False,
         "max_active_runs": 1,
         "tags": ["nango", "sync"],
@@ -539,3 +539,38 @@ def test_airflow_does_not_check_the_factorys_own_param_defaults_again(
 
     monkeypatch.setattr(Param, "resolve", counting_resolve)
     assert len(load_sync_dags(tmp_path, registry=False)) == 6 and checked == []
+
+
+def test_the_dags_of_a_folder_are_stored_as_airflow_would_store_them_built_one_by_one(tmp_path: Path) -> None:
+    """Params added once the task exists, and the start date as a pendulum datetime, change nothing stored."""
+    from nango_provider import dag_factory
+
+    write(tmp_path, "varied.yaml", VARIED_SYNCS)
+    dags = load_sync_dags(tmp_path, registry=False)
+    defaults = dag_factory._configured_dag_defaults()
+    for definition, _ in find_syncs(tmp_path, registry=False).definitions:
+        assert serialized(dags[definition.dag_id]) == serialized(plain_dag(definition, **defaults))
+
+
+def test_the_task_holds_its_own_copies_of_the_dags_params_marked_as_the_dags(tmp_path: Path) -> None:
+    write(tmp_path, "varied.yaml", VARIED_SYNCS)
+    for dag in load_sync_dags(tmp_path, registry=False).values():
+        for task in dag.tasks:
+            assert list(task.params) == list(dag.params) == ["full_refresh", "max_total"]
+            for name in dag.params:
+                ours, theirs = task.params.get_param(name), dag.params.get_param(name)
+                assert ours is not theirs and ours.source == "dag" and theirs.source is None
+                assert (ours.value, ours.description, ours.schema) == (theirs.value, theirs.description, theirs.schema)
+
+
+def test_a_sync_file_with_windows_line_ends_reads_as_the_same_definitions(tmp_path: Path) -> None:
+    """Sync files are read as bytes and decoded, without Python's newline translation: YAML's own does the same."""
+    text = VARIED_SYNCS.replace("  plain:\n", '  plain:\n    metadata: {note: "a\\r\\nb"}\n')
+    (tmp_path / "unix").mkdir()
+    (tmp_path / "windows").mkdir()
+    (tmp_path / "unix" / "varied.yaml").write_bytes(text.encode())
+    (tmp_path / "windows" / "varied.yaml").write_bytes(text.replace("\n", "\r\n").encode())
+    unix, windows = (find_syncs(tmp_path / name, registry=False) for name in ("unix", "windows"))
+    assert not unix.errors and not windows.errors and len(unix.definitions) == 6
+    assert [d for d, _ in windows.definitions] == [d for d, _ in unix.definitions]
+    assert unix.definitions[0][0].metadata == {"note": "a\r\nb"}
