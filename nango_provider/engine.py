@@ -213,19 +213,81 @@ def _write_fetched(
     """Write the fetched pages; whether the last one ended the run (not cut by max_total). ``stop`` is set when
     writing stops."""
     complete = True
-    prepared_pages = _prepared(store, definition, _fetching_ahead(definition, pages, check), state.counts["fetched"])
-    for page, prepared, high in Prefetcher(prepared_pages, stop=stop, check=check):
-        checkpoint = page.next_request.to_checkpoint() if page.next_request else None
-        counts = store.write_page(run, state, prepared, page.number, checkpoint, high_mark=high)
-        complete = not page.cut
-        if page.warning:
-            log(f"WARNING: sync {definition.name!r}: {page.warning}")
-            warnings.append(page.warning)
-        log(
-            f"page {page.number}: {counts['fetched']} records, {counts['added']} added, "
-            f"{counts['updated']} updated, {counts['unchanged']} unchanged"
-        )
+    prepared_pages = PreparedPages(
+        store, definition, Prefetcher(pages, stop=stop, check=check), state.counts["fetched"]
+    )
+    try:
+        for page, prepared, high in prepared_pages:
+            checkpoint = page.next_request.to_checkpoint() if page.next_request else None
+            counts = store.write_page(
+                run, state, prepared, page.number, checkpoint, high_mark=high, meanwhile=prepared_pages.prepare_fetched
+            )
+            complete = not page.cut
+            if page.warning:
+                log(f"WARNING: sync {definition.name!r}: {page.warning}")
+                warnings.append(page.warning)
+            log(
+                f"page {page.number}: {counts['fetched']} records, {counts['added']} added, "
+                f"{counts['updated']} updated, {counts['unchanged']} unchanged"
+            )
+    finally:
+        prepared_pages.close()
     return complete
+
+
+class PreparedPages:
+    """The fetched pages with their COPY rows and their highest incremental value (records dropped), turned into
+    rows in the writing thread, at most one page ahead.
+
+    The store calls :meth:`prepare_fetched` while Postgres works on a page it has sent: the next page, if it is
+    fetched already, is turned into rows then, so that this CPU work overlaps the server's instead of competing
+    with the writes for the interpreter from a thread of its own.
+    """
+
+    def __init__(self, store: PostgresStore, definition: SyncDefinition, fetched: Prefetcher[Page], count: int) -> None:
+        self._store = store
+        self._name = definition.name
+        self._marked = compile_path(definition.incremental.record_field) if definition.incremental else None
+        self._fetched = fetched
+        self._pages = iter(fetched)
+        self._count = count
+        self._ahead: tuple[Page, PreparedPage, Any] | Exception | None = None
+
+    def __iter__(self) -> Iterator[tuple[Page, PreparedPage, Any]]:
+        return self
+
+    def __next__(self) -> tuple[Page, PreparedPage, Any]:
+        ahead, self._ahead = self._ahead, None
+        if ahead is None:
+            return self._prepare(next(self._pages))
+        if isinstance(ahead, Exception):
+            raise ahead
+        return ahead
+
+    def prepare_fetched(self) -> None:
+        """Turn the next page into rows if it is fetched already and not prepared yet; never waits, never raises
+        (an error, such as a record without its unique key, is raised when that page's turn comes)."""
+        if self._ahead is not None:
+            return
+        page = self._fetched.ready()
+        if page is None:
+            return
+        try:
+            self._ahead = self._prepare(page)
+        except Exception as error:
+            self._ahead = error
+
+    def close(self) -> None:
+        """Stop fetching (the fetch thread ends, a fetch waiting to retry stops)."""
+        close = getattr(self._pages, "close", None)
+        if close is not None:
+            close()
+
+    def _prepare(self, page: Page) -> tuple[Page, PreparedPage, Any]:
+        prepared = self._store.prepare_page(page.records, page.number, self._count)
+        high = page_high(page.records, self._marked, self._name, page.number) if self._marked else None
+        self._count += prepared.fetched
+        return dataclasses.replace(page, records=[]), prepared, high
 
 
 def _record_stop(
@@ -257,25 +319,3 @@ def _since(definition: SyncDefinition, state: RunState, log: Callable[[str], Non
             "nothing is marked deleted"
         )
     return since
-
-
-def _fetching_ahead(definition: SyncDefinition, pages: Iterator[Page], check: Callable[[], None]) -> Iterator[Page]:
-    """``pages``, fetched in a thread of their own when the sync fetches one page at a time: that thread goes on to
-    the next request as soon as it has handed a page on, so a sequential sync waits only for the API. Parallel
-    pages are already fetched ahead by the hook's pool: another thread would only add a hand-over."""
-    if definition.paging is not None and definition.paging.concurrency > 1:
-        return pages
-    return iter(Prefetcher(pages, check=check))  # its own stop event: it ends before the writes do
-
-
-def _prepared(
-    store: PostgresStore, definition: SyncDefinition, pages: Iterator[Page], fetched: int
-) -> Iterator[tuple[Page, PreparedPage, Any]]:
-    """Runs in the writer's prefetch thread: each page with its COPY rows and its highest incremental value,
-    records dropped, so CPU work overlaps the writes (and, one page at a time, the fetches too)."""
-    marked = compile_path(definition.incremental.record_field) if definition.incremental else None
-    for page in pages:
-        prepared = store.prepare_page(page.records, page.number, fetched)
-        high = page_high(page.records, marked, definition.name, page.number) if marked else None
-        fetched += prepared.fetched
-        yield dataclasses.replace(page, records=[]), prepared, high

@@ -41,6 +41,7 @@ class Prefetcher(Generic[T]):
         self._stopped = stop or threading.Event()
         self._check = check
         self._thread = threading.Thread(target=self._produce, name="nango-prefetch", daemon=True)
+        self._held: object = None  # the end or the producer's error, met by ready() and left for the iteration
 
     def __iter__(self) -> Iterator[T]:
         self._thread.start()
@@ -61,7 +62,26 @@ class Prefetcher(Generic[T]):
         if self._thread.is_alive():
             self._thread.join(timeout)
 
+    def ready(self) -> T | None:
+        """The next item if the producer has handed it over already, else ``None``; never waits, never raises.
+
+        Items it returns are not yielded by the iteration; the end of the items and the producer's error are
+        left for the iteration, which raises the error."""
+        if self._held is not None:
+            return None
+        try:
+            item = self._queue.get_nowait()
+        except queue.Empty:
+            return None
+        if item is _DONE or isinstance(item, _Failure):
+            self._held = item
+            return None
+        return item  # type: ignore[return-value]
+
     def _next(self) -> object:
+        if self._held is not None:
+            item, self._held = self._held, None
+            return item
         while True:
             if self._check is not None:
                 self._check()

@@ -3,12 +3,18 @@ replacement without a unique key, awkward and hostile values, and bookkeeping in
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import psycopg
 import pytest
 
+from nango_provider.definition import SyncDefinition
+from nango_provider.engine import run_sync
 from nango_provider.exceptions import RecordError, ResponseError
+from nango_provider.hooks.nango import NangoHook
+from nango_provider.store.postgres import PostgresStore, RunIdentity, RunState
+from nango_provider.store.records import PreparedPage
 from tests.fixture_server import FixtureServer, Reply, Request, paged
 from tests.helpers import items_sync, jobs, rows, sync
 
@@ -162,6 +168,57 @@ def test_a_record_without_the_unique_key_fails_the_run_naming_key_page_and_posit
     assert sorted(rows(db)) == ["1", "2", "3"]  # page 1 committed, page 2 not half-written
     job = jobs(db)[-1]
     assert job["status"] == "failed" and "unique_key 'id'" in job["error"] and job["pages"] == 1
+
+
+class RecordingStore(PostgresStore):
+    """A store that records which page is being written whenever a page is turned into rows; each write first
+    waits a little, so that the next page is fetched by then."""
+
+    def __init__(self, db: str, definition: SyncDefinition) -> None:
+        super().__init__(lambda: psycopg.connect(db), definition)
+        self.writing: int | None = None
+        self.prepared_during: dict[int, int | None] = {}
+
+    def prepare_page(self, records: list[Any], page: int, fetched_before: int) -> PreparedPage:
+        self.prepared_during[page] = self.writing
+        return super().prepare_page(records, page, fetched_before)
+
+    def write_page(self, run: RunIdentity, state: RunState, prepared: PreparedPage, page: int, *args: Any, **kw: Any):  # type: ignore[no-untyped-def]
+        time.sleep(0.05)
+        self.writing = page
+        try:
+            return super().write_page(run, state, prepared, page, *args, **kw)
+        finally:
+            self.writing = None
+
+
+@pytest.mark.parametrize("resync", [False, True], ids=["by COPY", "re-sync"])
+def test_the_next_page_is_turned_into_rows_while_postgres_writes_the_page_before(
+    db: str, api: FixtureServer, resync: bool
+) -> None:
+    serve(api, items(12))
+    if resync:
+        sync(db, "items", items_sync(api.url), run_id="run-0")
+    definition = SyncDefinition.from_mapping("items", items_sync(api.url))
+    store = RecordingStore(db, definition)
+    run = RunIdentity("items", "nango_sync_items", "sync", "run-1")
+    counts = run_sync(NangoHook(sleep=lambda _: None), store, definition, run, log=lambda _: None)
+    assert counts["fetched"] == 12 and counts["added" if not resync else "unchanged"] == 12
+    assert store.prepared_during == {1: None, 2: 1, 3: 2, 4: 3}
+
+
+def test_an_error_in_a_page_turned_into_rows_ahead_waits_until_the_pages_before_are_written(
+    db: str, api: FixtureServer
+) -> None:
+    serve(api, [*items(6), {"name": "no id"}])
+    definition = SyncDefinition.from_mapping("items", items_sync(api.url))
+    store = RecordingStore(db, definition)
+    run = RunIdentity("items", "nango_sync_items", "sync", "run-1")
+    with pytest.raises(RecordError, match=r"page 3, record 0: no value at unique_key 'id'"):
+        run_sync(NangoHook(sleep=lambda _: None), store, definition, run, log=lambda _: None)
+    assert store.prepared_during[3] == 2  # prepared ahead, while page 2 was written: page 2 was still committed
+    assert sorted(rows(db), key=int) == [str(i) for i in range(1, 7)]
+    assert jobs(db)[-1]["pages"] == 2
 
 
 def test_a_nul_character_is_refused_clearly_and_nothing_of_the_page_is_written(db: str, api: FixtureServer) -> None:

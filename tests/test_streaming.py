@@ -193,3 +193,34 @@ def test_a_check_that_raises_ends_the_wait_for_the_next_item() -> None:
     with pytest.raises(KeyboardInterrupt):
         next(items)
     assert time.monotonic() - started < 3.0
+
+
+def test_ready_hands_over_items_without_waiting_and_the_iteration_goes_on_after_them() -> None:
+    source = Source(count=5)
+    prefetcher = Prefetcher(source.generate(), depth=2)
+    assert prefetcher.ready() is None  # not started: nothing handed over, and no wait
+    items = iter(prefetcher)
+    assert next(items) == 0
+    wait_until(lambda: len(source.produced) >= 4)  # 1 and 2 are in the queue once 3 is produced
+    taken = [prefetcher.ready(), prefetcher.ready()]
+    assert taken == [1, 2]
+    assert list(items) == [3, 4]
+
+
+def test_ready_leaves_the_end_and_the_producer_error_to_the_iteration() -> None:
+    source = Source(count=1)
+    prefetcher = Prefetcher(source.generate())
+    items = iter(prefetcher)
+    assert next(items) == 0
+    wait_until(source.finished.is_set)
+    assert prefetcher.ready() is None  # the end is met, not consumed
+    assert list(items) == []
+
+    failing = Source(fail_after=1)
+    prefetcher = Prefetcher(failing.generate())
+    items = iter(prefetcher)
+    assert next(items) == 0
+    wait_until(failing.finished.is_set)
+    assert prefetcher.ready() is None  # the error is met, not raised here
+    with pytest.raises(RuntimeError, match="source failed"):
+        next(items)

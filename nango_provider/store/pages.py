@@ -9,6 +9,7 @@ table, which is the least work Postgres can do for new rows. Without a unique ke
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import msgspec
@@ -16,7 +17,7 @@ import psycopg
 from psycopg import errors, sql
 
 from nango_provider.store.columns import TableColumns
-from nango_provider.store.jobs import RunIdentity, RunState
+from nango_provider.store.jobs import RunIdentity
 from nango_provider.store.records import PreparedPage
 from nango_provider.store.schema import COPY_TO_STAGE
 
@@ -58,16 +59,24 @@ _ENCODER: Final = msgspec.json.Encoder()
 _COPY_TO_TABLE: Final = "COPY {table} (_nango_unique_key, _nango_data, _nango_hash) FROM STDIN"
 
 
-def copy_new_page(cursor: psycopg.Cursor[Any], table: sql.Composable, prepared: PreparedPage) -> bool:
-    """COPY a page's rows straight into the table, all of them new; False, with nothing written, if a key is stored.
+def copy_new_page(
+    cursor: psycopg.Cursor[Any],
+    table: sql.Composable,
+    prepared: PreparedPage,
+    meanwhile: Callable[[], None] = lambda: None,
+) -> bool:
+    """COPY a page's rows straight into the table, all of them new; False if a key is stored already.
 
     The page's keys are distinct (``prepare_keyed``), so the primary key refuses the COPY only for a key stored
-    before (an earlier page of the run, or a soft-deleted row): the savepoint undoes the attempt and the caller
-    upserts the page instead. The timestamps take their defaults, ``now()``, as the upsert sets them.
+    before (an earlier page of the run, or a soft-deleted row). The refused COPY fails the transaction, which the
+    caller rolls back, with nothing written, before it upserts the page instead. The timestamps take their
+    defaults, ``now()``, as the upsert sets them. ``meanwhile`` is called once the rows are sent, while Postgres
+    stores them.
     """
     try:
-        with cursor.connection.transaction(), cursor.copy(sql.SQL(_COPY_TO_TABLE).format(table=table)) as copy:
+        with cursor.copy(sql.SQL(_COPY_TO_TABLE).format(table=table)) as copy:
             copy.write(prepared.copy_text)
+            meanwhile()
     except errors.UniqueViolation:
         return False
     return True
@@ -77,21 +86,17 @@ def upsert_page(
     cursor: psycopg.Cursor[Any],
     table: sql.Composable,
     prepared: PreparedPage,
-    run: RunIdentity,
-    state: RunState,
     *,
     columns: TableColumns,
+    meanwhile: Callable[[], None] = lambda: None,
 ) -> tuple[int, int]:
-    """Upsert a keyed page; ``(added, updated)``. A re-sync records the keys seen and sends only the rows that
-    are new or changed. ``columns`` says which extra columns (metadata, typed columns) are written and how."""
-    if state.track_seen:
-        if not prepared.rows:
-            return 0, 0
-        seen = prepared.rows
-        prepared = changed_rows(cursor, table, prepared, run, columns)
-        state.seen += seen
-        if not prepared.rows:
-            return 0, 0  # nothing changed: the page's rows are neither sent nor touched
+    """Upsert a keyed page's rows; ``(added, updated)``: rows whose stored hash is the same are left untouched.
+
+    On a re-sync, ``prepared`` holds only the rows :func:`changed_rows` found new or changed; with none, nothing
+    is sent. ``columns`` says which extra columns (metadata, typed columns) are written and how. ``meanwhile`` is
+    called while Postgres runs the upsert."""
+    if not prepared.rows:
+        return 0, 0
     with cursor.copy(COPY_TO_STAGE) as copy:
         copy.write(prepared.copy_text)
     # With extra columns the page's JSON is parsed once per written row (a lateral subquery the planner keeps
@@ -107,7 +112,9 @@ def upsert_page(
         values=columns.insert_values(data),
         assignments=columns.update_assignments(),
     )
-    cursor.execute(upsert, columns.params)
+    with cursor.connection.pipeline():  # the statement is sent at once, its result read after meanwhile()
+        cursor.execute(upsert, columns.params)
+        meanwhile()
     added, updated = cursor.fetchone() or (0, 0)
     return int(added), int(updated)
 
@@ -118,13 +125,18 @@ def changed_rows(
     prepared: PreparedPage,
     run: RunIdentity,
     columns: TableColumns,
+    *,
+    meanwhile: Callable[[], None] = lambda: None,
 ) -> PreparedPage:
     """Record the page's keys as seen by ``run``; the page's rows that are new, changed (another hash) or stored
     as deleted (in the run's connection's rows, when rows are keyed by connection), which are all that needs
-    writing. An unchanged row costs one index lookup and its key and hash over the wire, not its JSON."""
+    writing. An unchanged row costs one index lookup and its key and hash over the wire, not its JSON.
+
+    Run it in a pipeline: the statement is sent at once and ``meanwhile`` is called before its result is read."""
     pairs = _ENCODER.encode(list(zip(prepared.keys, prepared.hashes, strict=True))).decode()
     statement = sql.SQL(_CHANGED_ROWS).format(table=table, scope=columns.scope("c"))
     cursor.execute(statement, {"run": run.run_key, "rows": pairs, **columns.params})
+    meanwhile()
     changed = sorted(index for (index,) in cursor.fetchall())
     return prepared if len(changed) == prepared.rows else prepared.only(changed)
 

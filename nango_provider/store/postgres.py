@@ -12,6 +12,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -142,9 +143,14 @@ class PostgresStore:
     @contextmanager
     def _transaction(self, doing: str) -> Iterator[psycopg.Cursor[Any]]:
         """A cursor in one transaction; a psycopg error becomes a :class:`StoreError` that says what was being done."""
+        with self._errors(doing), self.conn.transaction(), self.conn.cursor(row_factory=tuple_row) as cursor:
+            yield cursor
+
+    @contextmanager
+    def _errors(self, doing: str) -> Iterator[None]:
+        """A psycopg error raised in the block becomes a :class:`StoreError` that says what was being done."""
         try:
-            with self.conn.transaction(), self.conn.cursor(row_factory=tuple_row) as cursor:
-                yield cursor
+            yield
         except (psycopg.OperationalError, psycopg.InterfaceError) as error:
             raise StoreError(
                 f"sync {self.definition.name!r}: lost the connection to Postgres while {doing} ({error}); "
@@ -254,35 +260,95 @@ class PostgresStore:
         checkpoint: Mapping[str, Any] | None,
         *,
         high_mark: Any = None,
+        meanwhile: Callable[[], None] = lambda: None,
     ) -> dict[str, int]:
         """Write one prepared page, its counts and ``checkpoint`` (the next request) in one transaction, with
-        ``high_mark`` (the page's highest value of an incremental sync's record field) kept in the run's state."""
-        page_counts = {"pages": 1, "fetched": prepared.fetched, "added": 0, "updated": 0, "unchanged": 0}
-        with self._transaction(f"writing page {page}") as cursor:
-            self.columns.evolve(cursor, prepared.shape)
-            if self._unique_key is not None:
-                added, updated = self._write_keyed(cursor, prepared, run, state)
-                page_counts.update(added=added, updated=updated, unchanged=prepared.rows - added - updated)
-            else:
-                pages.stage_snapshot_page(cursor, prepared, run)
-            for name, value in page_counts.items():
-                state.counts[name] += value
-            state.checkpoint = checkpoint
-            state.next_page = page + 1
-            state.high_mark = highest([state.high_mark, high_mark])
-            checkpoints.save_checkpoint(cursor, run, self.table_text, state)
-        return page_counts
+        ``high_mark`` (the page's highest value of an incremental sync's record field) kept in the run's state.
+        ``meanwhile`` is called (once or more, or not at all) while Postgres works on what was sent of the page:
+        the caller prepares its next page then.
 
-    def _write_keyed(
-        self, cursor: psycopg.Cursor[Any], prepared: PreparedPage, run: RunIdentity, state: RunState
-    ) -> tuple[int, int]:
-        """(added, updated): by COPY while the run has met no stored key, else by the upsert. A table with extra
-        columns (metadata, typed columns), whose values the upsert computes, is always upserted."""
-        if state.copy_new_rows and not state.track_seen and not self.columns.writes_extra:
-            if pages.copy_new_page(cursor, self.table, prepared):
-                return prepared.rows, 0
+        While the run has met no stored key, the page goes straight into the table by COPY; if a key of the page
+        is stored already, that transaction rolls back with nothing written and the page is upserted in a new one,
+        and so is the rest of the run. A table with extra columns (metadata, typed columns), whose values the
+        upsert computes, is always upserted."""
+        doing = f"writing page {page}"
+        end = _PageEnd(page, prepared.fetched, checkpoint, high_mark)
+        if self._copies_new_rows(state):
+            with self._page_transaction(doing) as cursor:
+                cursor.execute("BEGIN")
+                if pages.copy_new_page(cursor, self.table, prepared, meanwhile):
+                    return self._commit_page(cursor, run, state, end, added=prepared.rows)
             state.copy_new_rows = False  # a key of this page was stored already: upsert from here on
-        return pages.upsert_page(cursor, self.table, prepared, run, state, columns=self.columns)
+        with self._page_transaction(doing) as cursor:
+            if self._unique_key is None:
+                cursor.execute("BEGIN")
+                self.columns.evolve(cursor, prepared.shape)
+                pages.stage_snapshot_page(cursor, prepared, run)
+                return self._commit_page(cursor, run, state, end)
+            rows = prepared.rows
+            if state.track_seen and rows:
+                # The transaction starts in the same round trip as the lookup of the page's stored hashes.
+                with self.conn.pipeline():
+                    cursor.execute("BEGIN")
+                    prepared = pages.changed_rows(cursor, self.table, prepared, run, self.columns, meanwhile=meanwhile)
+                state.seen += rows
+            else:
+                cursor.execute("BEGIN")
+            self.columns.evolve(cursor, prepared.shape)
+            added, updated = pages.upsert_page(cursor, self.table, prepared, columns=self.columns, meanwhile=meanwhile)
+            return self._commit_page(
+                cursor, run, state, end, added=added, updated=updated, unchanged=rows - added - updated
+            )
+
+    def _copies_new_rows(self, state: RunState) -> bool:
+        """Whether the next page goes into the table by COPY: a keyed table without extra columns, while the run
+        has met none of its keys stored."""
+        keyed_rows_only = self._unique_key is not None and not self.columns.auto and not self.columns.writes_extra
+        return keyed_rows_only and state.copy_new_rows and not state.track_seen
+
+    @contextmanager
+    def _page_transaction(self, doing: str) -> Iterator[psycopg.Cursor[Any]]:
+        """A cursor for a page's transaction, which the caller begins and :meth:`_commit_page` commits; rolled back
+        if the block ends otherwise (an error, or a COPY refused). A psycopg error becomes a :class:`StoreError`.
+
+        The transaction is begun and ended by hand rather than with ``Connection.transaction()`` so that its
+        ``COMMIT`` goes to the server in one round trip with the checkpoint: a page costs few round trips, and
+        the writing thread waits less for the server and for the threads that fetch and prepare the next pages.
+        """
+        with self._errors(doing), self.conn.cursor(row_factory=tuple_row) as cursor:
+            try:
+                yield cursor
+            finally:
+                if self.conn.pgconn.transaction_status != pq.TransactionStatus.IDLE:
+                    self._roll_back()
+
+    def _roll_back(self) -> None:
+        """Roll back the page's transaction; a connection too broken for it is left to the error being raised."""
+        with suppress(psycopg.Error):
+            self.conn.rollback()
+
+    def _commit_page(
+        self,
+        cursor: psycopg.Cursor[Any],
+        run: RunIdentity,
+        state: RunState,
+        end: _PageEnd,
+        *,
+        added: int = 0,
+        updated: int = 0,
+        unchanged: int = 0,
+    ) -> dict[str, int]:
+        """Count the page into ``state``, save the checkpoint and commit, in one round trip; the page's counts."""
+        page_counts = {"pages": 1, "fetched": end.fetched, "added": added, "updated": updated, "unchanged": unchanged}
+        for name, value in page_counts.items():
+            state.counts[name] += value
+        state.checkpoint = end.checkpoint
+        state.next_page = end.number + 1
+        state.high_mark = highest([state.high_mark, end.high_mark])
+        with self.conn.pipeline():
+            checkpoints.save_checkpoint(cursor, run, self.table_text, state)
+            cursor.execute("COMMIT")
+        return page_counts
 
     def finish(
         self, run: RunIdentity, state: RunState, *, complete: bool, warnings: list[str] | None = None
@@ -356,6 +422,16 @@ class PostgresStore:
             raise StoreError("Postgres returned no row for now()")
         started, has_live_rows = row
         return RunState(0, started, None, 1, track_seen=bool(has_live_rows), resumed=False)
+
+
+@dataclass(frozen=True)
+class _PageEnd:
+    """Where a written page leaves the run: its number and records fetched, the next request, its high mark."""
+
+    number: int
+    fetched: int
+    checkpoint: Mapping[str, Any] | None
+    high_mark: Any
 
 
 def _busy(conn: psycopg.Connection[Any]) -> bool:
