@@ -213,8 +213,9 @@ def _write_fetched(
     """Write the fetched pages; whether the last one ended the run (not cut by max_total). ``stop`` is set when
     writing stops."""
     complete = True
+    fetched = Prefetcher(pages, stop=stop, check=check)
     prepared_pages = PreparedPages(
-        store, definition, Prefetcher(pages, stop=stop, check=check), state.counts["fetched"]
+        store, definition, fetched, state.counts["fetched"], in_thread=not store.copies_new_rows(state), check=check
     )
     try:
         for page, prepared, high in prepared_pages:
@@ -236,27 +237,45 @@ def _write_fetched(
 
 
 class PreparedPages:
-    """The fetched pages with their COPY rows and their highest incremental value (records dropped), turned into
-    rows in the writing thread, at most one page ahead.
+    """The fetched pages with their COPY rows and their highest incremental value (records dropped).
 
-    The store calls :meth:`prepare_fetched` while Postgres works on a page it has sent: the next page, if it is
-    fetched already, is turned into rows then, so that this CPU work overlaps the server's instead of competing
-    with the writes for the interpreter from a thread of its own.
+    While a run writes new rows by COPY (an initial sync), pages are turned into rows in the writing thread, at
+    most one page ahead: the store calls :meth:`prepare_fetched` once it has sent a page's rows, and the next page,
+    if it is fetched already, is turned into rows while Postgres stores them. This CPU work then overlaps the
+    server's instead of competing with the writes for the interpreter, and the writing thread waits less for the
+    interpreter after each round trip. Otherwise (``in_thread``: a re-sync, whose writes are short lookups) a thread
+    of its own turns the pages into rows as soon as they are fetched.
     """
 
-    def __init__(self, store: PostgresStore, definition: SyncDefinition, fetched: Prefetcher[Page], count: int) -> None:
+    def __init__(
+        self,
+        store: PostgresStore,
+        definition: SyncDefinition,
+        fetched: Prefetcher[Page],
+        count: int,
+        *,
+        in_thread: bool,
+        check: Callable[[], None],
+    ) -> None:
         self._store = store
         self._name = definition.name
         self._marked = compile_path(definition.incremental.record_field) if definition.incremental else None
         self._fetched = fetched
-        self._pages = iter(fetched)
         self._count = count
         self._ahead: tuple[Page, PreparedPage, Any] | Exception | None = None
+        self._preparing: Prefetcher[tuple[Page, PreparedPage, Any]] | None = None
+        self._pages: Iterator[Page] = iter(fetched)
+        self._prepared: Iterator[tuple[Page, PreparedPage, Any]] | None = None
+        if in_thread:
+            self._preparing = Prefetcher(map(self._prepare, self._pages), check=check)
+            self._prepared = iter(self._preparing)
 
     def __iter__(self) -> Iterator[tuple[Page, PreparedPage, Any]]:
         return self
 
     def __next__(self) -> tuple[Page, PreparedPage, Any]:
+        if self._prepared is not None:
+            return next(self._prepared)
         ahead, self._ahead = self._ahead, None
         if ahead is None:
             return self._prepare(next(self._pages))
@@ -267,7 +286,7 @@ class PreparedPages:
     def prepare_fetched(self) -> None:
         """Turn the next page into rows if it is fetched already and not prepared yet; never waits, never raises
         (an error, such as a record without its unique key, is raised when that page's turn comes)."""
-        if self._ahead is not None:
+        if self._prepared is not None or self._ahead is not None:
             return
         page = self._fetched.ready()
         if page is None:
@@ -278,10 +297,10 @@ class PreparedPages:
             self._ahead = error
 
     def close(self) -> None:
-        """Stop fetching (the fetch thread ends, a fetch waiting to retry stops)."""
-        close = getattr(self._pages, "close", None)
-        if close is not None:
-            close()
+        """Stop preparing and fetching (the threads end, a fetch waiting to retry stops)."""
+        if self._preparing is not None:
+            self._preparing.close()
+        self._fetched.close()
 
     def _prepare(self, page: Page) -> tuple[Page, PreparedPage, Any]:
         prepared = self._store.prepare_page(page.records, page.number, self._count)

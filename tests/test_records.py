@@ -99,7 +99,7 @@ def test_int_and_str_keys_are_the_same_text_key() -> None:
 
 def test_empty_page() -> None:
     page = prepare_keyed([], ID, "demo", 1)
-    assert page == PreparedPage(b"", 0, 0)
+    assert page == PreparedPage(0, 0)
 
 
 # --- refusals -----------------------------------------------------------------------------------------------
@@ -226,7 +226,7 @@ def test_positional_numbering_from_first_position() -> None:
 
 def test_positional_from_zero_and_empty() -> None:
     assert [key for key, _, _ in parse(prepare_positional([{}, {}], 0, "demo", 1))] == ["0", "1"]
-    assert prepare_positional([], 7, "demo", 1) == PreparedPage(b"", 0, 0)
+    assert prepare_positional([], 7, "demo", 1) == PreparedPage(0, 0)
 
 
 def test_positional_nul_is_refused() -> None:

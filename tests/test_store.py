@@ -3,6 +3,7 @@ replacement without a unique key, awkward and hostile values, and bookkeeping in
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import Any
 
@@ -178,9 +179,11 @@ class RecordingStore(PostgresStore):
         super().__init__(lambda: psycopg.connect(db), definition)
         self.writing: int | None = None
         self.prepared_during: dict[int, int | None] = {}
+        self.prepared_in: set[str] = set()
 
     def prepare_page(self, records: list[Any], page: int, fetched_before: int) -> PreparedPage:
         self.prepared_during[page] = self.writing
+        self.prepared_in.add(threading.current_thread().name)
         return super().prepare_page(records, page, fetched_before)
 
     def write_page(self, run: RunIdentity, state: RunState, prepared: PreparedPage, page: int, *args: Any, **kw: Any):  # type: ignore[no-untyped-def]
@@ -192,19 +195,30 @@ class RecordingStore(PostgresStore):
             self.writing = None
 
 
-@pytest.mark.parametrize("resync", [False, True], ids=["by COPY", "re-sync"])
-def test_the_next_page_is_turned_into_rows_while_postgres_writes_the_page_before(
-    db: str, api: FixtureServer, resync: bool
+def test_an_initial_sync_turns_the_next_page_into_rows_while_postgres_stores_the_page_before(
+    db: str, api: FixtureServer
 ) -> None:
     serve(api, items(12))
-    if resync:
-        sync(db, "items", items_sync(api.url), run_id="run-0")
     definition = SyncDefinition.from_mapping("items", items_sync(api.url))
     store = RecordingStore(db, definition)
     run = RunIdentity("items", "nango_sync_items", "sync", "run-1")
     counts = run_sync(NangoHook(sleep=lambda _: None), store, definition, run, log=lambda _: None)
-    assert counts["fetched"] == 12 and counts["added" if not resync else "unchanged"] == 12
+    assert counts == {"pages": 4, "fetched": 12, "added": 12, "updated": 0, "unchanged": 0, "deleted": 0}
     assert store.prepared_during == {1: None, 2: 1, 3: 2, 4: 3}
+    assert store.prepared_in == {threading.current_thread().name}
+
+
+def test_a_resync_turns_pages_into_rows_in_a_thread_of_its_own(db: str, api: FixtureServer) -> None:
+    """A re-sync's writes are short lookups: the pages are turned into rows as soon as they are fetched."""
+    serve(api, items(12))
+    sync(db, "items", items_sync(api.url), run_id="run-0")
+    definition = SyncDefinition.from_mapping("items", items_sync(api.url))
+    store = RecordingStore(db, definition)
+    run = RunIdentity("items", "nango_sync_items", "sync", "run-1")
+    counts = run_sync(NangoHook(sleep=lambda _: None), store, definition, run, log=lambda _: None)
+    assert counts == {"pages": 4, "fetched": 12, "added": 0, "updated": 0, "unchanged": 12, "deleted": 0}
+    assert store.prepared_in == {"nango-prefetch"}
+    assert store.prepared_during[2] is None  # ready before the first page's write began
 
 
 def test_an_error_in_a_page_turned_into_rows_ahead_waits_until_the_pages_before_are_written(

@@ -88,13 +88,11 @@ def upsert_page(
     prepared: PreparedPage,
     *,
     columns: TableColumns,
-    meanwhile: Callable[[], None] = lambda: None,
 ) -> tuple[int, int]:
     """Upsert a keyed page's rows; ``(added, updated)``: rows whose stored hash is the same are left untouched.
 
     On a re-sync, ``prepared`` holds only the rows :func:`changed_rows` found new or changed; with none, nothing
-    is sent. ``columns`` says which extra columns (metadata, typed columns) are written and how. ``meanwhile`` is
-    called while Postgres runs the upsert."""
+    is sent. ``columns`` says which extra columns (metadata, typed columns) are written and how."""
     if not prepared.rows:
         return 0, 0
     with cursor.copy(COPY_TO_STAGE) as copy:
@@ -112,9 +110,7 @@ def upsert_page(
         values=columns.insert_values(data),
         assignments=columns.update_assignments(),
     )
-    with cursor.connection.pipeline():  # the statement is sent at once, its result read after meanwhile()
-        cursor.execute(upsert, columns.params)
-        meanwhile()
+    cursor.execute(upsert, columns.params)
     added, updated = cursor.fetchone() or (0, 0)
     return int(added), int(updated)
 
@@ -125,18 +121,13 @@ def changed_rows(
     prepared: PreparedPage,
     run: RunIdentity,
     columns: TableColumns,
-    *,
-    meanwhile: Callable[[], None] = lambda: None,
 ) -> PreparedPage:
     """Record the page's keys as seen by ``run``; the page's rows that are new, changed (another hash) or stored
     as deleted (in the run's connection's rows, when rows are keyed by connection), which are all that needs
-    writing. An unchanged row costs one index lookup and its key and hash over the wire, not its JSON.
-
-    Run it in a pipeline: the statement is sent at once and ``meanwhile`` is called before its result is read."""
+    writing. An unchanged row costs one index lookup and its key and hash over the wire, not its JSON."""
     pairs = _ENCODER.encode(list(zip(prepared.keys, prepared.hashes, strict=True))).decode()
     statement = sql.SQL(_CHANGED_ROWS).format(table=table, scope=columns.scope("c"))
     cursor.execute(statement, {"run": run.run_key, "rows": pairs, **columns.params})
-    meanwhile()
     changed = sorted(index for (index,) in cursor.fetchall())
     return prepared if len(changed) == prepared.rows else prepared.only(changed)
 

@@ -264,8 +264,8 @@ class PostgresStore:
     ) -> dict[str, int]:
         """Write one prepared page, its counts and ``checkpoint`` (the next request) in one transaction, with
         ``high_mark`` (the page's highest value of an incremental sync's record field) kept in the run's state.
-        ``meanwhile`` is called (once or more, or not at all) while Postgres works on what was sent of the page:
-        the caller prepares its next page then.
+        ``meanwhile`` is called while Postgres stores the rows of a COPY (not on every path): the caller prepares
+        its next page then.
 
         While the run has met no stored key, the page goes straight into the table by COPY; if a key of the page
         is stored already, that transaction rolls back with nothing written and the page is upserted in a new one,
@@ -273,7 +273,7 @@ class PostgresStore:
         upsert computes, is always upserted."""
         doing = f"writing page {page}"
         end = _PageEnd(page, prepared.fetched, checkpoint, high_mark)
-        if self._copies_new_rows(state):
+        if self.copies_new_rows(state):
             with self._page_transaction(doing) as cursor:
                 cursor.execute("BEGIN")
                 if pages.copy_new_page(cursor, self.table, prepared, meanwhile):
@@ -285,22 +285,18 @@ class PostgresStore:
                 self.columns.evolve(cursor, prepared.shape)
                 pages.stage_snapshot_page(cursor, prepared, run)
                 return self._commit_page(cursor, run, state, end)
+            cursor.execute("BEGIN")
+            self.columns.evolve(cursor, prepared.shape)
             rows = prepared.rows
             if state.track_seen and rows:
-                # The transaction starts in the same round trip as the lookup of the page's stored hashes.
-                with self.conn.pipeline():
-                    cursor.execute("BEGIN")
-                    prepared = pages.changed_rows(cursor, self.table, prepared, run, self.columns, meanwhile=meanwhile)
+                prepared = pages.changed_rows(cursor, self.table, prepared, run, self.columns)
                 state.seen += rows
-            else:
-                cursor.execute("BEGIN")
-            self.columns.evolve(cursor, prepared.shape)
-            added, updated = pages.upsert_page(cursor, self.table, prepared, columns=self.columns, meanwhile=meanwhile)
+            added, updated = pages.upsert_page(cursor, self.table, prepared, columns=self.columns)
             return self._commit_page(
                 cursor, run, state, end, added=added, updated=updated, unchanged=rows - added - updated
             )
 
-    def _copies_new_rows(self, state: RunState) -> bool:
+    def copies_new_rows(self, state: RunState) -> bool:
         """Whether the next page goes into the table by COPY: a keyed table without extra columns, while the run
         has met none of its keys stored."""
         keyed_rows_only = self._unique_key is not None and not self.columns.auto and not self.columns.writes_extra

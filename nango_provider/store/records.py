@@ -26,26 +26,43 @@ _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\
 
 @dataclass(frozen=True)
 class PreparedPage:
-    """A page as COPY text (``key \\t data \\t hash`` lines), its distinct rows and its fetched records; with
-    typed columns, the paths and types its records hold (``shape``); for a keyed page, each row's key and hash in
-    the order of the lines (``keys``, ``hashes``), so that rows can be compared with the stored ones."""
+    """A page's distinct rows and its number of fetched records; with typed columns, the paths and types its
+    records hold (``shape``). Each row's key, content hash and canonical JSON (``keys``, ``hashes``, ``datas``,
+    in the same order), so that rows can be compared with the stored ones by key and hash before any JSON is sent.
 
-    copy_text: bytes
+    ``copy_text`` (``key \\t data \\t hash`` lines) is built when first asked for: a re-sync builds it only for
+    the rows that are new or changed (:meth:`only`)."""
+
     rows: int
     fetched: int
     shape: Shape | None = None
     keys: tuple[str, ...] = ()
     hashes: tuple[str, ...] = ()
+    datas: tuple[bytes, ...] = ()
+
+    @functools.cached_property
+    def copy_text(self) -> bytes:
+        """The rows as COPY text, one line each; runs once per page written, for every row it writes."""
+        return b"".join(
+            [
+                b"%b\t%b\t%b\n"
+                % (
+                    key.translate(_COPY_ESCAPES).encode(),
+                    data.replace(b"\\", b"\\\\"),  # JSON has no raw control characters: only \\ needs COPY escaping
+                    digest.encode(),
+                )
+                for key, data, digest in zip(self.keys, self.datas, self.hashes, strict=True)
+            ]
+        )
 
     def only(self, indexes: Sequence[int]) -> PreparedPage:
-        """The page with only the rows at ``indexes`` (positions among its lines); ``fetched`` stays the page's."""
-        lines = self.copy_text.split(b"\n")  # a line holds no raw newline: COPY escapes keys, JSON has none
+        """The page with only the rows at ``indexes`` (positions among its rows); ``fetched`` stays the page's."""
         return dataclasses.replace(
             self,
-            copy_text=b"".join([lines[index] + b"\n" for index in indexes]),
             rows=len(indexes),
             keys=tuple(self.keys[index] for index in indexes),
             hashes=tuple(self.hashes[index] for index in indexes),
+            datas=tuple(self.datas[index] for index in indexes),
         )
 
 
@@ -76,44 +93,25 @@ def prepare_keyed(
         if _NUL in data:
             _refuse_nul(record, sync, page, position)
         rows[key] = data
-    hashes = _hashes(rows.values(), hash_key)
-    copy_text = _copy_text(((key.translate(_COPY_ESCAPES).encode(), data) for key, data in rows.items()), hashes)
     shape = shape_of(records) if infer else None
-    return PreparedPage(copy_text, len(rows), len(records), shape, keys=tuple(rows), hashes=tuple(hashes))
+    datas = tuple(rows.values())
+    return PreparedPage(len(rows), len(records), shape, tuple(rows), tuple(_hashes(datas, hash_key)), datas)
 
 
 def prepare_positional(
     records: Sequence[Any], first_position: int, sync: str, page: int, *, hash_key: bytes = b"", infer: bool = False
 ) -> PreparedPage:
     """Rows keyed by their position in the run, for syncs without a unique key."""
-    rows = [
-        (str(first_position + offset).encode(), _encode(record, sync, page, offset))
-        for offset, record in enumerate(records)
-    ]
-    hashes = _hashes((data for _, data in rows), hash_key)
-    return PreparedPage(_copy_text(rows, hashes), len(rows), len(records), shape_of(records) if infer else None)
+    datas = tuple(_encode(record, sync, page, offset) for offset, record in enumerate(records))
+    keys = tuple(str(first_position + offset) for offset in range(len(datas)))
+    shape = shape_of(records) if infer else None
+    return PreparedPage(len(datas), len(records), shape, keys, tuple(_hashes(datas, hash_key)), datas)
 
 
 def _hashes(datas: Iterable[bytes], hash_key: bytes = b"") -> list[str]:
     """The content hash of each row's JSON (keyed with ``hash_key``), as stored in ``_nango_hash``."""
     blake2b = functools.partial(hashlib.blake2b, key=hash_key) if hash_key else hashlib.blake2b
     return [blake2b(data, digest_size=16).hexdigest() for data in datas]
-
-
-def _copy_text(rows: Iterable[tuple[bytes, bytes]], hashes: Iterable[str]) -> bytes:
-    """COPY text lines ``key \\t data \\t hash`` for (escaped key, JSON) pairs and their hashes; runs for every
-    record."""
-    return b"".join(
-        [
-            b"%b\t%b\t%b\n"
-            % (
-                key,
-                data.replace(b"\\", b"\\\\"),  # JSON has no raw control characters: only \\ needs COPY escaping
-                digest.encode(),
-            )
-            for (key, data), digest in zip(rows, hashes, strict=True)
-        ]
-    )
 
 
 def _key_of(record: Any, unique_key: CompiledPath, sync: str, page: int, position: int) -> str:
