@@ -1,9 +1,9 @@
 """One run of a sync, without Airflow: lock the table, resume or start, write every page, finish or record why not.
 
-Data flows one way: the hook yields pages, the store writes them. Fetching and turning records into COPY rows
-happen in background threads, at most a few pages ahead of the writes. A run ends its job row as ``success``,
-``failed`` or ``cancelled`` (:class:`Cancellation`); only a killed process leaves it ``running``, and the next run
-of the table closes it as ``abandoned``.
+Data flows one way: the hook yields pages, the store writes them. Fetching happens in a background thread, at
+most a few pages ahead of the writes; records are turned into COPY rows one page ahead (:class:`PreparedPages`).
+A run ends its job row as ``success``, ``failed`` or ``cancelled`` (:class:`Cancellation`); only a killed process
+leaves it ``running``, and the next run of the table closes it as ``abandoned``.
 """
 
 from __future__ import annotations
@@ -263,6 +263,7 @@ class PreparedPages:
         self._fetched = fetched
         self._count = count
         self._ahead: tuple[Page, PreparedPage, Any] | Exception | None = None
+        self._in_thread = in_thread
         self._preparing: Prefetcher[tuple[Page, PreparedPage, Any]] | None = None
         self._pages: Iterator[Page] = iter(fetched)
         self._prepared: Iterator[tuple[Page, PreparedPage, Any]] | None = None
@@ -304,6 +305,8 @@ class PreparedPages:
 
     def _prepare(self, page: Page) -> tuple[Page, PreparedPage, Any]:
         prepared = self._store.prepare_page(page.records, page.number, self._count)
+        if not self._in_thread:
+            prepared.copy_text  # noqa: B018  # a COPY writes every row: its text is built now, while the server works
         high = page_high(page.records, self._marked, self._name, page.number) if self._marked else None
         self._count += prepared.fetched
         return dataclasses.replace(page, records=[]), prepared, high
