@@ -14,6 +14,7 @@ from nango_provider.definition import SyncDefinition
 from nango_provider.engine import run_sync
 from nango_provider.exceptions import RecordError, ResponseError
 from nango_provider.hooks.nango import NangoHook
+from nango_provider.store import pages as store_pages
 from nango_provider.store.postgres import PostgresStore, RunIdentity, RunState
 from nango_provider.store.records import PreparedPage
 from tests.fixture_server import FixtureServer, Reply, Request, paged
@@ -85,21 +86,50 @@ def test_a_resync_sends_postgres_only_the_rows_that_are_new_or_changed(
     """An unchanged record costs a re-sync its key and hash over the wire, not its JSON."""
     serve(api, items(10))
     sync(db, "items", items_sync(api.url), run_id="run-1")
-    sent: list[bytes] = []
-    write = psycopg.Copy.write
+    sent: list[str] = []
+    upsert = store_pages.upsert_page
 
-    def recording_write(self: psycopg.Copy, buffer: Any) -> None:
-        sent.append(bytes(buffer))
-        write(self, buffer)
+    def recording_upsert(cursor: Any, table: Any, prepared: PreparedPage, **kwargs: Any) -> tuple[int, int]:
+        sent.extend(prepared.keys)
+        return upsert(cursor, table, prepared, **kwargs)
 
-    monkeypatch.setattr(psycopg.Copy, "write", recording_write)
+    monkeypatch.setattr(store_pages, "upsert_page", recording_upsert)
     assert sync(db, "items", items_sync(api.url), run_id="run-2")["unchanged"] == 10
     assert sent == []
     serve(api, [*items(10, **{"3": {"name": "renamed"}}), {"id": 11, "name": "new"}])
     counts = sync(db, "items", items_sync(api.url), run_id="run-3")
     assert (counts["added"], counts["updated"], counts["unchanged"]) == (1, 1, 9)
-    assert sorted(line.split(b"\t")[0] for chunk in sent for line in chunk.splitlines()) == [b"11", b"3"]
+    assert sorted(sent) == ["11", "3"]
     assert rows(db)["3"]["data"] == {"id": 3, "name": "renamed"} and rows(db)["11"]["deleted_at"] is None
+
+
+@pytest.mark.parametrize("changed", [2, store_pages.ROWS_AS_PARAMETERS + 1])
+def test_a_resync_writes_few_changed_rows_as_parameters_and_many_through_the_stage(
+    db: str, api: FixtureServer, monkeypatch: pytest.MonkeyPatch, changed: int
+) -> None:
+    """Up to ``ROWS_AS_PARAMETERS`` changed rows of a page go as parameters of the upsert, more by COPY into the
+    stage; both write the same rows, with the same counts and marks, and leave the other rows untouched."""
+    count = store_pages.ROWS_AS_PARAMETERS + 20
+    serve(api, items(count), size=count)
+    sync(db, "items", items_sync(api.url), run_id="run-1")
+    before = rows(db)
+    copies: list[bytes] = []
+    write = psycopg.Copy.write
+
+    def recording_write(self: psycopg.Copy, buffer: Any) -> None:
+        copies.append(bytes(buffer))
+        write(self, buffer)
+
+    monkeypatch.setattr(psycopg.Copy, "write", recording_write)
+    renamed = {str(number): {"name": f"renamed {number}"} for number in range(1, changed + 1)}
+    serve(api, [*items(count, **renamed), {"id": count + 1, "name": "new"}], size=count + 1)
+    counts = sync(db, "items", items_sync(api.url), run_id="run-2")
+    assert (counts["added"], counts["updated"], counts["unchanged"]) == (1, changed, count - changed)
+    assert bool(copies) == (changed + 1 > store_pages.ROWS_AS_PARAMETERS)
+    after = rows(db)
+    assert after["1"]["data"] == {"id": 1, "name": "renamed 1"} and after["1"]["updated_at"] > before["1"]["updated_at"]
+    assert after[str(count + 1)]["data"] == {"id": count + 1, "name": "new"}
+    assert after[str(count)]["xmin"] == before[str(count)]["xmin"]
 
 
 def test_duplicate_keys_within_and_across_pages_last_one_wins(db: str, api: FixtureServer) -> None:

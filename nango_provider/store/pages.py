@@ -1,7 +1,8 @@
-"""Page writes: a page's COPY rows go into a temporary stage, then into the sync's table in one statement.
+"""Page writes: a page's rows go into the sync's table in one statement, from a temporary stage filled by COPY
+or, for a few rows, from array parameters of the statement.
 
 With a unique key: one set-based upsert that counts inserts and updates with ``RETURNING``; a re-sync first
-looks up the stored hashes of the page's keys and stages only the rows that are new or changed, so an unchanged
+looks up the stored hashes of the page's keys and writes only the rows that are new or changed, so an unchanged
 row is neither sent nor touched. While a run only meets new keys (an initial sync), a COPY straight into the
 table, which is the least work Postgres can do for new rows. Without a unique key: the rows are kept in
 ``nango._nango_snapshot`` until the run replaces the table.
@@ -25,7 +26,7 @@ _UPSERT: Final = """
 WITH written AS (
     INSERT INTO {table} AS t (_nango_unique_key, _nango_data, _nango_hash,
                               _nango_first_seen_at, _nango_updated_at, _nango_last_seen_at{columns})
-    SELECT k, {data}, h, now(), now(), now(){values} FROM pg_temp._nango_page AS p{parsed}
+    SELECT k, {data}, h, now(), now(), now(){values} FROM {source}{parsed}
     ON CONFLICT {conflict} DO UPDATE SET
         _nango_data = EXCLUDED._nango_data,
         _nango_hash = EXCLUDED._nango_hash,
@@ -38,6 +39,12 @@ WITH written AS (
 SELECT count(*) FILTER (WHERE inserted), count(*) FILTER (WHERE NOT inserted) FROM written
 """
 _PARSED: Final = " CROSS JOIN LATERAL (SELECT p.d::jsonb AS j OFFSET 0) AS x"
+_STAGE: Final = "pg_temp._nango_page AS p"
+_PAGE_PARAMETERS: Final = "unnest(%(page_keys)s::text[], %(page_datas)s::text[], %(page_hashes)s::text[]) AS p(k, d, h)"
+ROWS_AS_PARAMETERS: Final = 100
+"""Up to this many rows (a re-sync's changed rows, mostly) travel as three array parameters of the upsert, in
+one round trip; more go by COPY into the stage first, which costs two more round trips and truncating the stage
+at the commit, but less work per row."""
 _CHANGED_ROWS: Final = """
 -- The page's keys are recorded as seen, and the positions of its rows that differ from the live row stored under
 -- their key come back (new, changed, or stored as deleted). Each row costs one primary-key lookup, in a correlated
@@ -95,14 +102,22 @@ def upsert_page(
     is sent. ``columns`` says which extra columns (metadata, typed columns) are written and how."""
     if not prepared.rows:
         return 0, 0
-    with cursor.copy(COPY_TO_STAGE) as copy:
-        copy.write(prepared.copy_text)
+    params = columns.params
+    if prepared.rows <= ROWS_AS_PARAMETERS:
+        source = sql.SQL(_PAGE_PARAMETERS)
+        datas = [data.decode() for data in prepared.datas]
+        params = params | {"page_keys": list(prepared.keys), "page_datas": datas, "page_hashes": list(prepared.hashes)}
+    else:
+        source = sql.SQL(_STAGE)
+        with cursor.copy(COPY_TO_STAGE) as copy:
+            copy.write(prepared.copy_text)
     # With extra columns the page's JSON is parsed once per written row (a lateral subquery the planner keeps
     # apart), not once per column.
     parsed = sql.SQL(_PARSED if columns.writes_extra else "")
     data = sql.SQL("x.j" if columns.writes_extra else "d::jsonb")
     upsert = sql.SQL(_UPSERT).format(
         table=table,
+        source=source,
         conflict=columns.conflict_target(),
         data=data,
         parsed=parsed,
@@ -110,7 +125,7 @@ def upsert_page(
         values=columns.insert_values(data),
         assignments=columns.update_assignments(),
     )
-    cursor.execute(upsert, columns.params)
+    cursor.execute(upsert, params)
     added, updated = cursor.fetchone() or (0, 0)
     return int(added), int(updated)
 
