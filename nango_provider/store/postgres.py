@@ -285,12 +285,13 @@ class PostgresStore:
                 self.columns.evolve(cursor, prepared.shape)
                 pages.stage_snapshot_page(cursor, prepared, run)
                 return self._commit_page(cursor, run, state, end)
-            cursor.execute("BEGIN")
-            self.columns.evolve(cursor, prepared.shape)
             rows = prepared.rows
-            if state.track_seen and rows:
-                prepared = pages.changed_rows(cursor, self.table, prepared, run, self.columns)
-                state.seen += rows
+            with self.conn.pipeline():  # BEGIN travels with the page's first statements, in one round trip
+                cursor.execute("BEGIN")
+                self.columns.evolve(cursor, prepared.shape)
+                if state.track_seen and rows:
+                    prepared = pages.changed_rows(cursor, self.table, prepared, run, self.columns)
+                    state.seen += rows
             added, updated = pages.upsert_page(cursor, self.table, prepared, columns=self.columns)
             return self._commit_page(
                 cursor, run, state, end, added=added, updated=updated, unchanged=rows - added - updated
