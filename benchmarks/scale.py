@@ -285,7 +285,7 @@ def render(results: ScaleResults) -> str:
     rss = results.task_rss_mb
     cpu_total = results.scheduler_cpu + results.executor_cpu + results.dag_processor_cpu
     lines = [
-        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} by `make bench BENCH_ARGS=--only scale`; "
+        f"Measured {time.strftime('%Y-%m-%d %H:%M %Z')} by the scale run of `make bench`; "
         f"load average (1, 5, 15 min) {results.load}.",
         "",
         f"**{SYNCS} syncs through the scheduler** (LocalExecutor, parallelism {PARALLELISM}; {RECORDS} records "
