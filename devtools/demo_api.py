@@ -458,23 +458,31 @@ class _Handler(BaseHTTPRequestHandler):
         except Exception:  # a bug must not kill the connection silently
             logger.exception("demo API failed on %s %s", method, self.path)
             status, payload = 500, _dumps({"error": "internal server error"})
+        answer = self._answer(status, payload, headers)
         if api.latency and not self.path.startswith("/_demo/"):
-            # A remote API's response time, from the request's arrival, reading it and building the answer
-            # included; each connection waits on its own. A sync waiting only for the API then reaches records per
-            # page / latency, less its own time per request.
-            time.sleep(max(0.0, api.latency - (time.monotonic() - self._received)))
-        self._send(status, payload, headers)
+            # A remote API's response time, from the request's arrival: reading it and building the answer are
+            # part of it, and the whole answer leaves once it is over. Each connection waits on its own. A sync
+            # waiting only for the API then reaches records per page / latency, less its own time per request.
+            time.sleep(max(0.0, self._received + api.latency - time.monotonic()))
+        self.wfile.write(answer)
 
     def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(payload)))
+        self.wfile.write(self._answer(status, payload, headers))
+
+    def _answer(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> bytes:
+        """The whole response, head and body, as the bytes to send."""
+        fields = {
+            "Server": self.version_string(),
+            "Date": self.date_time_string(),
+            "Content-Type": "application/json",
+            **(headers or {}),
+            "Content-Length": str(len(payload)),
+        }
         if self.close_connection:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        self.wfile.write(payload)
+            fields["Connection"] = "close"
+        lines = [f"{self.protocol_version} {status} {self.responses[status][0]}"]
+        lines += [f"{name}: {value}" for name, value in fields.items()]
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + payload
 
 
 class DemoApi:

@@ -243,8 +243,10 @@ class PreparedPages:
     most one page ahead: the store calls :meth:`prepare_fetched` once it has sent a page's rows, and the next page,
     if it is fetched already, is turned into rows while Postgres stores them. This CPU work then overlaps the
     server's instead of competing with the writes for the interpreter, and the writing thread waits less for the
-    interpreter after each round trip. Otherwise (``in_thread``: a re-sync, whose writes are short lookups) a thread
-    of its own turns the pages into rows as soon as they are fetched.
+    interpreter after each round trip. A page not fetched by then comes with a function that prepares it, which the
+    store calls once the page's transaction has begun (see :meth:`PostgresStore.write_page`). Otherwise
+    (``in_thread``: a re-sync, whose writes are short lookups) a thread of its own turns the pages into rows as soon
+    as they are fetched.
     """
 
     def __init__(
@@ -271,15 +273,17 @@ class PreparedPages:
             self._preparing = Prefetcher(map(self._prepare, self._pages), check=check)
             self._prepared = iter(self._preparing)
 
-    def __iter__(self) -> Iterator[tuple[Page, PreparedPage, Any]]:
+    def __iter__(self) -> Iterator[tuple[Page, PreparedPage | Callable[[], PreparedPage], Any]]:
         return self
 
-    def __next__(self) -> tuple[Page, PreparedPage, Any]:
+    def __next__(self) -> tuple[Page, PreparedPage | Callable[[], PreparedPage], Any]:
         if self._prepared is not None:
             return next(self._prepared)
         ahead, self._ahead = self._ahead, None
         if ahead is None:
-            return self._prepare(next(self._pages))
+            page = next(self._pages)
+            high = self._high(page)
+            return dataclasses.replace(page, records=[]), lambda: self._rows(page), high
         if isinstance(ahead, Exception):
             raise ahead
         return ahead
@@ -304,12 +308,19 @@ class PreparedPages:
         self._fetched.close()
 
     def _prepare(self, page: Page) -> tuple[Page, PreparedPage, Any]:
-        prepared = self._store.prepare_page(page.records, page.number, self._count)
+        high = self._high(page)
+        prepared = self._rows(page)
         if not self._in_thread:
             prepared.copy_text  # noqa: B018  # a COPY writes every row: its text is built now, while the server works
-        high = page_high(page.records, self._marked, self._name, page.number) if self._marked else None
-        self._count += prepared.fetched
         return dataclasses.replace(page, records=[]), prepared, high
+
+    def _rows(self, page: Page) -> PreparedPage:
+        prepared = self._store.prepare_page(page.records, page.number, self._count)
+        self._count += prepared.fetched
+        return prepared
+
+    def _high(self, page: Page) -> Any:
+        return page_high(page.records, self._marked, self._name, page.number) if self._marked else None
 
 
 def _record_stop(

@@ -24,7 +24,7 @@ import requests
 
 from nango_provider.definition import SyncDefinition
 from nango_provider.exceptions import HttpError, PaginationError, ResponseError
-from nango_provider.hooks.nango import NangoHook, Page
+from nango_provider.hooks.nango import EnvironmentPerHost, NangoHook, Page
 from nango_provider.pagination import PageRequest, request_from_checkpoint
 from tests.fixture_server import FixtureServer, Handler, Reply, Request, paged
 
@@ -1100,3 +1100,102 @@ def test_no_proxy_from_the_environment_still_sends_its_hosts_directly(
     records = [record for page in run(hook, definition) for record in page.records]
     assert records == CONTACTS
     assert len(api.requests) == 3
+
+
+def _contacts_sync(api: FixtureServer) -> SyncDefinition:
+    api.route("GET", "/contacts", cursor_handler(CONTACTS, build=hubspot))
+    return sync(
+        f"{api.url}/contacts",
+        query_params={"limit": 2},
+        paging_request_path="after",
+        paging_response_path="paging.next.after",
+    )
+
+
+def _count_netrc_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Where the hook reads ``~/.netrc`` (once per host) is counted; ``requests`` reading it itself, as it would for
+    every request, fails the test."""
+    read: list[str] = []
+    netrc_auth = requests.utils.get_netrc_auth
+
+    def counted(url: str, raise_errors: bool = False) -> Any:
+        read.append(url)
+        return netrc_auth(url, raise_errors)
+
+    def refused(url: str, raise_errors: bool = False) -> Any:
+        raise AssertionError(f"requests read ~/.netrc for {url}")
+
+    monkeypatch.setattr(requests.utils, "get_netrc_auth", counted)
+    monkeypatch.setattr(requests.sessions, "get_netrc_auth", refused)
+    return read
+
+
+def test_a_netrc_entry_of_the_host_signs_every_page_and_is_read_once(
+    api: FixtureServer, hook: NangoHook, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    """``requests`` sends a host's ``~/.netrc`` login when the connection has none; the hook reads the file once
+    per host and run, not once per page."""
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    read = _count_netrc_reads(monkeypatch)
+
+    records = [record for page in run(hook, _contacts_sync(api)) for record in page.records]
+
+    assert records == CONTACTS
+    basic = "Basic " + base64.b64encode(b"netrc-user:netrc-pass").decode()
+    assert [request.headers.get("Authorization") for request in api.requests] == [basic] * 3
+    assert len(read) == 1
+
+
+def test_without_a_netrc_entry_no_authorization_is_sent(
+    api: FixtureServer, hook: NangoHook, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine api.example.com login someone password else\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    read = _count_netrc_reads(monkeypatch)
+
+    assert len(run(hook, _contacts_sync(api))) == 3
+    assert [request.headers.get("Authorization") for request in api.requests] == [None] * 3
+    assert len(read) == 1
+
+
+def test_a_ca_bundle_from_the_environment_applies_to_https_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """Plain HTTP has no certificate to verify, so its requests do not look the bundle up on disk each time;
+    HTTPS requests, and plain ones through a proxy (which may speak TLS), keep it."""
+    bundle = tmp_path / "bundle.pem"
+    bundle.write_text("")
+    _clear_proxy_environment(monkeypatch)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+
+    def verify(url: str) -> Any:
+        session = requests.Session()
+        EnvironmentPerHost(session)
+        return session.merge_environment_settings(url, {}, None, None, None)["verify"]
+
+    assert verify("http://api.example.com/items") is True
+    assert verify("https://api.example.com/items") == str(bundle)
+    monkeypatch.setenv("HTTP_PROXY", "https://proxy.example.com:3128")
+    assert verify("http://api.example.com/items") == str(bundle)
+
+
+def test_the_next_request_is_prepared_before_its_page_is_handed_on(
+    api: FixtureServer, hook: NangoHook, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One page at a time, a page reaches its reader with the next request prepared but not sent: the thread that
+    writes the page then starts its work while little of the sending is left."""
+    prepared: list[str | None] = []
+    prepare_request = requests.Session.prepare_request
+
+    def recorded(session: requests.Session, request: requests.Request) -> requests.PreparedRequest:
+        found = prepare_request(session, request)
+        prepared.append(found.url)
+        return found
+
+    monkeypatch.setattr(requests.Session, "prepare_request", recorded)
+    seen = [(page.number, len(prepared), len(api.requests)) for page in hook.pages(_contacts_sync(api))]
+    assert seen == [(1, 2, 1), (2, 3, 2), (3, 3, 3)]
+    assert prepared == [f"{api.url}/contacts?limit=2{after}" for after in ("", "&after=2", "&after=4")]

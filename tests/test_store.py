@@ -210,9 +210,12 @@ class RecordingStore(PostgresStore):
         self.writing: int | None = None
         self.prepared_during: dict[int, int | None] = {}
         self.prepared_in: set[str] = set()
+        self.prepared_in_a_transaction: dict[int, bool] = {}
 
     def prepare_page(self, records: list[Any], page: int, fetched_before: int) -> PreparedPage:
         self.prepared_during[page] = self.writing
+        status = self.conn.pgconn.transaction_status
+        self.prepared_in_a_transaction[page] = status != psycopg.pq.TransactionStatus.IDLE
         self.prepared_in.add(threading.current_thread().name)
         return super().prepare_page(records, page, fetched_before)
 
@@ -234,7 +237,9 @@ def test_an_initial_sync_turns_the_next_page_into_rows_while_postgres_stores_the
     run = RunIdentity("items", "nango_sync_items", "sync", "run-1")
     counts = run_sync(NangoHook(sleep=lambda _: None), store, definition, run, log=lambda _: None)
     assert counts == {"pages": 4, "fetched": 12, "added": 12, "updated": 0, "unchanged": 0, "deleted": 0}
-    assert store.prepared_during == {1: None, 2: 1, 3: 2, 4: 3}
+    # page 1, which the writer waited for, is turned into rows once its own transaction has begun
+    assert store.prepared_during == {1: 1, 2: 1, 3: 2, 4: 3}
+    assert store.prepared_in_a_transaction == {1: True, 2: True, 3: True, 4: True}
     assert store.prepared_in == {threading.current_thread().name}
 
 

@@ -18,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import msgspec
 import requests
+import requests.utils
 from airflow.providers.http.hooks.http import HttpHook
 
 from nango_provider.budget import RateBudget, budget_key
@@ -70,6 +71,19 @@ class Page:
     warning: str | None = None
 
 
+@dataclass(frozen=True)
+class _Shown:
+    """A request as error messages show it (method, URL with its secrets hidden, page number); the text is made
+    only when a message shows it."""
+
+    method: str
+    url: str
+    number: int
+
+    def __str__(self) -> str:
+        return f"{self.method} {redact_url(self.url)} (page {self.number})"
+
+
 class _Retry(Exception):
     """A failed attempt that may be retried; ``error`` is raised if no attempt is left."""
 
@@ -118,6 +132,7 @@ class NangoHook(HttpHook):
         self._secrets: list[str] = []
         self._template_connections = frozenset(template_connections)
         self._guard: HostGuard | None = None
+        self._environment: EnvironmentPerHost | None = None
 
     def host_guard(self, definition: SyncDefinition) -> HostGuard:
         """The checks every request of ``definition`` passes: ``[nango] allowed_hosts``, no cloud metadata
@@ -207,15 +222,20 @@ class NangoHook(HttpHook):
         ``stop`` ends a wait between retries at once (:class:`SyncCancelled`).
         """
         session = self.get_conn(headers=dict(definition.headers))
-        resolve_environment_once_per_host(session)
+        self._environment = EnvironmentPerHost(session)
         self._secrets = self.secrets(definition)
         self._guard = self.host_guard(definition)
         concurrency = definition.paging.concurrency if definition.paging else 1
-        ahead = PagesAhead(
-            lambda request, number, ended: self.fetch(session, definition, request, number, stop=ended, budget=budget),
-            concurrency,
-            stop=stop,
-        )
+        # One page at a time, the next request is prepared before its page is handed on: the thread that writes
+        # the page then wakes while the request is all but sent, and does not hold up the rest of its sending.
+        prepared_early: list[tuple[PageRequest, requests.PreparedRequest]] = []
+
+        def fetch(request: PageRequest, number: int, ended: threading.Event) -> tuple[requests.Response, Any]:
+            early = prepared_early.pop() if prepared_early else None
+            prepared = early[1] if early is not None and early[0] == request else None
+            return self.fetch(session, definition, request, number, stop=ended, budget=budget, prepared=prepared)
+
+        ahead = PagesAhead(fetch, concurrency, stop=stop)
         try:
             paginator = paginator_for(definition)
             records_path = compile_path(definition.records_path)
@@ -238,6 +258,8 @@ class NangoHook(HttpHook):
                 if concurrency > 1 and following is not None and (room is None or len(records) < room):
                     planned = _planned(paginator, following, seen, number, concurrency)
                     ahead.send_ahead(planned[: max(0, definition.max_pages - number)], number + 1)
+                elif following is not None and budget is None and number < definition.max_pages:
+                    prepared_early[:] = self._prepare_early(session, definition, following)
                 if room is not None and len(records) >= room:
                     cut = len(records) > room or following is not None
                     yield Page(number, records[:room], request, None, redact_url(response.url), cut, warning)
@@ -249,6 +271,7 @@ class NangoHook(HttpHook):
         finally:
             ahead.close()
             session.close()
+            self._environment = None
 
     def _partial_data_warning(
         self,
@@ -275,9 +298,11 @@ class NangoHook(HttpHook):
         *,
         stop: threading.Event | None = None,
         budget: RateBudget | None = None,
+        prepared: requests.PreparedRequest | None = None,
     ) -> tuple[requests.Response, Any]:
         """Send one request with retries; return the response and its decoded JSON body. A set ``stop`` ends a
-        wait between retries (or for a slot of the ``budget``) at once (:class:`SyncCancelled`).
+        wait between retries (or for a slot of the ``budget``) at once (:class:`SyncCancelled`). ``prepared`` is
+        ``request`` prepared already, for its first attempt.
 
         A 429 or 503 (and any ``Retry-After``) holds off the whole budget for the wait before the retry, so that
         the sync's other requests, and those of every task sharing the budget, wait too."""
@@ -286,7 +311,7 @@ class NangoHook(HttpHook):
             try:
                 if budget is not None:
                     budget.acquire(stop)
-                return self._attempt(session, definition, request, number)
+                return self._attempt(session, definition, request, number, prepared if attempt == 0 else None)
             except _Retry as retry:
                 wait = self._backoff(attempt, retry.retry_after, definition)
                 if budget is not None and (retry.retry_after is not None or _status(retry.error) in _HOLD_OFF_STATUSES):
@@ -312,15 +337,48 @@ class NangoHook(HttpHook):
         elif (stop or threading.Event()).wait(seconds):
             raise SyncCancelled(f"sync {sync!r}: stopped while waiting {seconds:.1f} s to retry a request")
 
-    def _attempt(
-        self, session: requests.Session, definition: SyncDefinition, request: PageRequest, number: int
-    ) -> tuple[requests.Response, Any]:
-        url = request.url if is_absolute_url(request.url) else self.url_from_endpoint(request.url)
-        shown = f"{request.method} {redact_url(url)} (page {number})"
+    def _prepare(
+        self, session: requests.Session, definition: SyncDefinition, request: PageRequest
+    ) -> requests.PreparedRequest:
+        """``request`` as ``requests`` sends it, with the session's headers, auth and cookies, once the host guard
+        let it pass."""
+        url = self._url(request)
+        params = dict(request.params)
         if self._guard is not None:
-            self._guard.check(url, (dict(request.params), request.body, dict(session.headers)))
+            self._guard.check(url, (params, request.body, dict(session.headers)))
+        return self._prepared(session, request.method, url, params, request.body)
+
+    def _prepare_early(
+        self, session: requests.Session, definition: SyncDefinition, request: PageRequest
+    ) -> list[tuple[PageRequest, requests.PreparedRequest]]:
+        """``request`` with its preparation, or nothing when preparing it fails: it is then prepared again when
+        its turn comes, and fails there, once the page before it is handed on."""
         try:
-            response = self._send(session, definition, request, url, shown)
+            return [(request, self._prepare(session, definition, request))]
+        except Exception:  # raised again, in its place, by the request's own attempt
+            return []
+
+    def _prepared(
+        self, session: requests.Session, method: str, url: str, params: Mapping[str, Any] | None, body: Any
+    ) -> requests.PreparedRequest:
+        auth = self._environment.auth(url) if self._environment is not None else None
+        return session.prepare_request(requests.Request(method, url, params=params or None, json=body, auth=auth))
+
+    def _url(self, request: PageRequest) -> str:
+        return request.url if is_absolute_url(request.url) else self.url_from_endpoint(request.url)
+
+    def _attempt(
+        self,
+        session: requests.Session,
+        definition: SyncDefinition,
+        request: PageRequest,
+        number: int,
+        prepared: requests.PreparedRequest | None = None,
+    ) -> tuple[requests.Response, Any]:
+        shown = _Shown(request.method, self._url(request), number)
+        try:
+            prepared = prepared or self._prepare(session, definition, request)
+            response = self._send(session, definition, prepared, request.body, shown)
             content = response.content  # reads the whole body: a truncated one raises here
         except requests.RequestException as error:
             reason = f"{type(error).__name__} on {shown}"
@@ -333,18 +391,22 @@ class NangoHook(HttpHook):
         return response, self._decode(response, content, definition, shown)
 
     def _send(
-        self, session: requests.Session, definition: SyncDefinition, request: PageRequest, url: str, shown: str
+        self,
+        session: requests.Session,
+        definition: SyncDefinition,
+        prepared: requests.PreparedRequest,
+        body: Any,
+        shown: _Shown,
     ) -> requests.Response:
-        """Send ``request`` and follow its redirects on the same host (and port) only.
+        """Send ``prepared`` (whose JSON body is ``body``) and follow its redirects on the same host (and port) only.
 
         Redirects are followed here, not by ``requests``, so that the next-URL host guard applies to them too:
         the sync's headers and the connection's credentials are never sent to another host.
         """
-        method, params, body = request.method, dict(request.params) or None, request.body
+        method = prepared.method or "GET"
         for _ in range(session.max_redirects + 1):
-            response = session.request(
-                method, url, params=params, json=body, timeout=definition.request_timeout, allow_redirects=False
-            )
+            settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
+            response = session.send(prepared, timeout=definition.request_timeout, allow_redirects=False, **settings)
             if not response.is_redirect:
                 return response
             response.content  # noqa: B018  # read the redirect's own body, which frees the connection
@@ -361,7 +423,7 @@ class NangoHook(HttpHook):
                     retryable=False,
                 )
             method, body = _redirected_method(response.status_code, method, body)
-            url, params = target, None
+            prepared = self._prepared(session, method, target, None, body)
         raise HttpError(
             f"{shown} was redirected more than {session.max_redirects} times",
             sync=definition.name,
@@ -371,7 +433,7 @@ class NangoHook(HttpHook):
             retryable=False,
         )
 
-    def _check_status(self, response: requests.Response, definition: SyncDefinition, shown: str) -> None:
+    def _check_status(self, response: requests.Response, definition: SyncDefinition, shown: _Shown) -> None:
         status = response.status_code
         if status < 400:
             return
@@ -384,7 +446,7 @@ class NangoHook(HttpHook):
         )
         _fail(error, f"{status} {response.reason}", _retry_after(response.headers))
 
-    def _decode(self, response: requests.Response, content: bytes, definition: SyncDefinition, shown: str) -> Any:
+    def _decode(self, response: requests.Response, content: bytes, definition: SyncDefinition, shown: _Shown) -> Any:
         """The decoded JSON body; ``None`` for a 204 or an empty body (an empty page)."""
         if response.status_code == 204 or not content.strip():
             return None
@@ -416,29 +478,55 @@ class NangoHook(HttpHook):
         return max(jittered, retry_after or 0.0)
 
 
-def resolve_environment_once_per_host(session: requests.Session) -> None:
-    """Make ``session`` read the proxies and CA bundle the environment gives a scheme and host once, not for every
-    request.
+class EnvironmentPerHost:
+    """What ``requests`` reads from the environment for a request, read once per scheme and host of a run: the
+    proxies, the CA bundle (``HTTPS_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``...) and the ``~/.netrc`` entry.
 
-    ``requests`` reads them for every request (``HTTPS_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``...), scanning the
-    whole environment twice: a large part of a request's CPU time when pages come fast. They depend only on the
-    URL's scheme and host (and port) and on the environment, which a run does not change. A request passing its own
-    ``proxies``, ``stream``, ``verify`` or ``cert`` is resolved as before.
+    ``requests`` reads them for every request, scanning the whole environment twice and looking for ``~/.netrc``
+    on disk: a large part of a request's CPU time when pages come fast. They depend only on the URL's scheme and
+    host (and port) and on the environment, which a run does not change. A request passing its own ``proxies``,
+    ``stream``, ``verify`` or ``cert`` is resolved as before.
     """
-    resolve = session.merge_environment_settings
-    resolved: dict[tuple[str, str], Any] = {}
 
-    def merge_environment_settings(url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+    def __init__(self, session: requests.Session) -> None:
+        self._session = session
+        self._resolve = session.merge_environment_settings
+        self._settings: dict[tuple[str, str], dict[str, Any]] = {}
+        self._netrc: dict[tuple[str, str], Any] = {}
+        session.merge_environment_settings = self._merge_environment_settings  # type: ignore[method-assign]
+
+    def auth(self, url: str) -> Any:
+        """The ``auth`` to prepare a request to ``url`` with: ``None`` where ``requests`` would not read
+        ``~/.netrc`` (the session has auth, or ignores the environment), else the host's entry in it or
+        :func:`_no_netrc_entry`, which ``requests`` takes as found and leaves the request as it is."""
+        if self._session.auth is not None or not self._session.trust_env:
+            return None
+        key = _scheme_and_host(url)
+        if key not in self._netrc:
+            self._netrc[key] = requests.utils.get_netrc_auth(url) or _no_netrc_entry
+        return self._netrc[key]
+
+    def _merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
         if proxies or stream is not None or verify is not None or cert is not None:
-            return resolve(url, proxies, stream, verify, cert)
-        parts = urlsplit(url)
-        key = (parts.scheme, parts.netloc)
-        if key not in resolved:
-            resolved[key] = resolve(url, {}, None, None, None)
-        settings = resolved[key]
+            return self._resolve(url, proxies, stream, verify, cert)
+        key = _scheme_and_host(url)
+        if key not in self._settings:
+            settings: dict[str, Any] = {**self._resolve(url, {}, None, None, None)}
+            if key[0] == "http" and not settings["proxies"]:
+                settings["verify"] = True  # no TLS: a CA bundle's path would only be looked up on disk each time
+            self._settings[key] = settings
+        settings = self._settings[key]
         return {**settings, "proxies": dict(settings["proxies"])}
 
-    session.merge_environment_settings = merge_environment_settings  # type: ignore[method-assign]
+
+def _scheme_and_host(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _no_netrc_entry(request: requests.PreparedRequest) -> requests.PreparedRequest:
+    """The auth of a request to a host without a ``~/.netrc`` entry: none."""
+    return request
 
 
 def _planned(

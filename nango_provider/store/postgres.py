@@ -255,7 +255,7 @@ class PostgresStore:
         self,
         run: RunIdentity,
         state: RunState,
-        prepared: PreparedPage,
+        prepared: PreparedPage | Callable[[], PreparedPage],
         page: int,
         checkpoint: Mapping[str, Any] | None,
         *,
@@ -267,18 +267,26 @@ class PostgresStore:
         ``meanwhile`` is called while Postgres stores the rows of a COPY (not on every path): the caller prepares
         its next page then.
 
+        ``prepared`` may be a function that prepares the page: a COPY calls it once its transaction has begun. The
+        writing thread then waits for the server before its longest stretch of Python work, and the thread that
+        fetches pages, which has just handed this page on, sends its next request meanwhile instead of waiting
+        for the interpreter.
+
         While the run has met no stored key, the page goes straight into the table by COPY; if a key of the page
         is stored already, that transaction rolls back with nothing written and the page is upserted in a new one,
         and so is the rest of the run. A table with extra columns (metadata, typed columns), whose values the
         upsert computes, is always upserted."""
         doing = f"writing page {page}"
-        end = _PageEnd(page, prepared.fetched, checkpoint, high_mark)
         if self.copies_new_rows(state):
             with self._page_transaction(doing) as cursor:
                 cursor.execute("BEGIN")
+                prepared = prepared() if callable(prepared) else prepared
+                end = _PageEnd(page, prepared.fetched, checkpoint, high_mark)
                 if pages.copy_new_page(cursor, self.table, prepared, meanwhile):
                     return self._commit_page(cursor, run, state, end, added=prepared.rows)
             state.copy_new_rows = False  # a key of this page was stored already: upsert from here on
+        prepared = prepared() if callable(prepared) else prepared
+        end = _PageEnd(page, prepared.fetched, checkpoint, high_mark)
         with self._page_transaction(doing) as cursor:
             if self._unique_key is None:
                 cursor.execute("BEGIN")
