@@ -216,6 +216,24 @@ def test_a_rendered_metadata_url_is_refused_before_any_request(api: FixtureServe
 
 
 @pytest.mark.integration
+def test_a_refused_next_request_fails_after_the_page_before_is_handed_on(
+    api: FixtureServer, db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next request is checked when it is prepared, before its page is handed on, and the refusal is raised
+    in the request's own turn: the page whose response named it still reaches the writer."""
+    monkeypatch.setenv("AIRFLOW_CONN_WAREHOUSE", json.dumps(WAREHOUSE))
+    leaking = f"{api.url}/items?page=2&dsn=warehouse-pw-77"
+    api.route("GET", "/items", lambda request: Reply(json={"results": [{"id": 1}], "next": leaking}))
+    definition = SyncDefinition.from_mapping("s", {"url": f"{api.url}/items", "paging_response_path": "next"})
+    handed_on = []
+    with pytest.raises(ForbiddenTargetError, match="secret of connection 'warehouse'"):
+        for page in NangoHook(template_connections={"warehouse"}).pages(definition):
+            handed_on.append(page.records)
+    assert handed_on == [[{"id": 1}]]
+    assert len(api.requests) == 1
+
+
+@pytest.mark.integration
 def test_the_allow_list_and_airflows_own_api_server(
     api: FixtureServer, db: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

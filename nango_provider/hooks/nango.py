@@ -228,6 +228,7 @@ class NangoHook(HttpHook):
         concurrency = definition.paging.concurrency if definition.paging else 1
         # One page at a time, the next request is prepared before its page is handed on: the thread that writes
         # the page then wakes while the request is all but sent, and does not hold up the rest of its sending.
+        # With a rate budget it is prepared once it has its slot, so that an auth signing requests signs them then.
         prepared_early: list[tuple[PageRequest, requests.PreparedRequest]] = []
 
         def fetch(request: PageRequest, number: int, ended: threading.Event) -> tuple[requests.Response, Any]:
@@ -255,11 +256,12 @@ class NangoHook(HttpHook):
                 alone = number == 1 and start is None and following is None
                 warning = self._partial_data_warning(definition, paginator, seen) if alone else None
                 room = None if definition.max_total is None else definition.max_total - fetched
-                if concurrency > 1 and following is not None and (room is None or len(records) < room):
-                    planned = _planned(paginator, following, seen, number, concurrency)
-                    ahead.send_ahead(planned[: max(0, definition.max_pages - number)], number + 1)
-                elif following is not None and budget is None and number < definition.max_pages:
-                    prepared_early[:] = self._prepare_early(session, definition, following)
+                if following is not None and (room is None or len(records) < room):
+                    if concurrency > 1:
+                        planned = _planned(paginator, following, seen, number, concurrency)
+                        ahead.send_ahead(planned[: max(0, definition.max_pages - number)], number + 1)
+                    elif budget is None and number < definition.max_pages:
+                        prepared_early[:] = self._prepare_early(session, definition, following)
                 if room is not None and len(records) >= room:
                     cut = len(records) > room or following is not None
                     yield Page(number, records[:room], request, None, redact_url(response.url), cut, warning)
