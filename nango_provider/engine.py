@@ -281,9 +281,8 @@ class PreparedPages:
             return next(self._prepared)
         ahead, self._ahead = self._ahead, None
         if ahead is None:
-            page = next(self._pages)
-            high = self._high(page)
-            return dataclasses.replace(page, records=[]), lambda: self._rows(page), high
+            page = next(self._pages)  # its records stay with it: the function that prepares it needs them
+            return page, lambda: self._rows(page), self._high(page)
         if isinstance(ahead, Exception):
             raise ahead
         return ahead
