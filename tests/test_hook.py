@@ -1163,6 +1163,30 @@ def test_without_a_netrc_entry_no_authorization_is_sent(
     assert len(read) == 1
 
 
+def test_a_connection_that_does_not_trust_the_environment_sends_no_netrc_login(
+    api: FixtureServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    read = _count_netrc_reads(monkeypatch)
+    conn = {"conn_type": "nango", "host": api.url, "extra": {"trust_env": False}}
+    monkeypatch.setenv("AIRFLOW_CONN_NO_ENV", json.dumps(conn))
+    api.route("GET", "/contacts", cursor_handler(CONTACTS, build=hubspot))
+    definition = sync(
+        "/contacts",
+        http_conn_id="no_env",
+        query_params={"limit": 2},
+        paging_request_path="after",
+        paging_response_path="paging.next.after",
+    )
+
+    assert len(run(NangoHook("no_env"), definition)) == 3
+    assert [request.headers.get("Authorization") for request in api.requests] == [None] * 3
+    assert read == []
+
+
 def test_a_ca_bundle_from_the_environment_applies_to_https_only(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
     """Plain HTTP has no certificate to verify, so its requests do not look the bundle up on disk each time;
     HTTPS requests, and plain ones through a proxy (which may speak TLS), keep it."""
