@@ -1196,9 +1196,7 @@ def test_a_ca_bundle_from_the_environment_applies_to_https_only(monkeypatch: pyt
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
 
     def verify(url: str) -> Any:
-        session = requests.Session()
-        EnvironmentPerHost(session)
-        return session.merge_environment_settings(url, {}, None, None, None)["verify"]
+        return EnvironmentPerHost(requests.Session()).settings(url)["verify"]
 
     assert verify("http://api.example.com/items") is True
     assert verify("https://api.example.com/items") == str(bundle)

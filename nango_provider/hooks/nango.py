@@ -407,7 +407,7 @@ class NangoHook(HttpHook):
         """
         method = prepared.method or "GET"
         for _ in range(session.max_redirects + 1):
-            settings = session.merge_environment_settings(prepared.url, {}, None, None, None)
+            settings = (self._environment or EnvironmentPerHost(session)).settings(prepared.url or "")
             response = session.send(prepared, timeout=definition.request_timeout, allow_redirects=False, **settings)
             if not response.is_redirect:
                 return response
@@ -481,21 +481,19 @@ class NangoHook(HttpHook):
 
 
 class EnvironmentPerHost:
-    """What ``requests`` reads from the environment for a request, read once per scheme and host of a run: the
-    proxies, the CA bundle (``HTTPS_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``...) and the ``~/.netrc`` entry.
+    """What ``requests`` takes from the environment for a request of ``session``, read once per scheme and host of
+    a run: the proxies, the CA bundle (``HTTPS_PROXY``, ``NO_PROXY``, ``REQUESTS_CA_BUNDLE``...) and the
+    ``~/.netrc`` entry.
 
-    ``requests`` reads them for every request, scanning the whole environment twice and looking for ``~/.netrc``
-    on disk: a large part of a request's CPU time when pages come fast. They depend only on the URL's scheme and
-    host (and port) and on the environment, which a run does not change. A request passing its own ``proxies``,
-    ``stream``, ``verify`` or ``cert`` is resolved as before.
+    ``Session.request`` reads them for every request, scanning the whole environment twice and looking for
+    ``~/.netrc`` on disk: a large part of a request's CPU time when pages come fast. They depend only on the URL's
+    scheme and host (and port) and on the environment, which a run does not change.
     """
 
     def __init__(self, session: requests.Session) -> None:
         self._session = session
-        self._resolve = session.merge_environment_settings
         self._settings: dict[tuple[str, str], dict[str, Any]] = {}
         self._netrc: dict[tuple[str, str], Any] = {}
-        session.merge_environment_settings = self._merge_environment_settings  # type: ignore[method-assign]
 
     def auth(self, url: str) -> Any:
         """The ``auth`` to prepare a request to ``url`` with: ``None`` where ``requests`` would not read
@@ -508,12 +506,12 @@ class EnvironmentPerHost:
             self._netrc[key] = requests.utils.get_netrc_auth(url) or _no_netrc_entry
         return self._netrc[key]
 
-    def _merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
-        if proxies or stream is not None or verify is not None or cert is not None:
-            return self._resolve(url, proxies, stream, verify, cert)
+    def settings(self, url: str) -> dict[str, Any]:
+        """The ``proxies``, ``stream``, ``verify`` and ``cert`` to send a request to ``url`` with, as
+        ``Session.merge_environment_settings`` gives them."""
         key = _scheme_and_host(url)
         if key not in self._settings:
-            settings: dict[str, Any] = {**self._resolve(url, {}, None, None, None)}
+            settings: dict[str, Any] = {**self._session.merge_environment_settings(url, {}, None, None, None)}
             if key[0] == "http" and not settings["proxies"]:
                 settings["verify"] = True  # no TLS: a CA bundle's path would only be looked up on disk each time
             self._settings[key] = settings
