@@ -44,6 +44,8 @@ ONE_DAG_ID = f"nango_sync_{parsing.sync_name(ONE_DAG_INDEX)}"
 CHANGED_SHARE = 0.01
 SERVERS = ("stock", "embedded")
 SYNC_TABLE = "bench.contacts"
+INCREMENTAL_TABLE = "bench.contacts_incremental"
+_AUTOVACUUM_WORKERS = "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'"
 LATENCY_MS = 20.0
 LATENCY_RECORDS = 20_000
 LATENCY_PAGE_SIZE = 100
@@ -158,6 +160,19 @@ class Bench:
         """One measurement in a fresh process."""
         return run_child(kind, params, self.env, extra_env=extra_env)
 
+    def settle(self, table: str | None = None) -> None:
+        """Let the server finish its background work before a timed run: ``VACUUM (ANALYZE)`` of ``table`` (what
+        autovacuum does to a table soon after a sync wrote it, done now so that it cannot start in the middle of
+        the next timed run), a ``CHECKPOINT``, then a wait of at most a minute for autovacuum workers to end."""
+        with psycopg.connect(self.uri, autocommit=True) as conn:
+            exists = table is not None and conn.execute("SELECT to_regclass(%s)", [table]).fetchone() != (None,)
+            if table is not None and exists:
+                conn.execute(f"VACUUM (ANALYZE) {table}")
+            conn.execute("CHECKPOINT")
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline and conn.execute(_AUTOVACUUM_WORKERS).fetchone() != (0,):
+                time.sleep(0.2)
+
     def timed_child(self, kind: str, params: dict[str, Any], api: DemoApiProcess) -> dict[str, Any]:
         """A throughput measurement, plus the CPU seconds the API server and all of Postgres used meanwhile."""
         api_before = process_cpu(api.pid) if api.pid else 0.0
@@ -195,11 +210,14 @@ class Bench:
             conn.execute(f"DROP TABLE IF EXISTS {SYNC_TABLE}")
         run_id = f"bench_{base['records']}_{repetition}"
         start = table_state(self.uri, fingerprint=False)
+        self.settle()
         initial = self.timed_child("sync", base | {"run_id": f"{run_id}_initial"}, api)
         expected = {"fetched": base["records"], "added": base["records"], "updated": 0, "unchanged": 0}
         _check_counts("initial sync", initial["counts"], expected)
         results.initial.results.append(initial)
-        before = table_state(self.uri, wait_for_job_updates=start["job_updates"] + initial["counts"]["pages"] + 1)
+        table_state(self.uri, wait_for_job_updates=start["job_updates"] + initial["counts"]["pages"] + 1)
+        self.settle(SYNC_TABLE)
+        before = table_state(self.uri)
         resync = self.timed_child("sync", base | {"run_id": f"{run_id}_resync"}, api)
         expected = {"fetched": base["records"], "added": 0, "updated": 0, "unchanged": base["records"]}
         _check_counts("re-sync", resync["counts"], expected)
@@ -213,6 +231,8 @@ class Bench:
             }
         )
         changed = api.mutate(changed=round(base["records"] * CHANGED_SHARE))
+        self.settle(SYNC_TABLE)
+        after = table_state(self.uri)
         result = self.timed_child("sync", base | {"run_id": f"{run_id}_changed"}, api)
         expected = {"fetched": base["records"], "added": 0, "updated": changed, "unchanged": base["records"] - changed}
         _check_counts("re-sync with 1% changed", result["counts"], expected)
@@ -230,11 +250,14 @@ class Bench:
         params = base | {"auto_mapping": True}
         run_id = f"bench_{base['records']}_{repetition}_auto"
         start = table_state(self.uri, fingerprint=False)
+        self.settle()
         initial = self.timed_child("sync", params | {"run_id": f"{run_id}_initial"}, api)
         fetched = initial["counts"]["fetched"]
         _check_counts("auto-mapped initial sync", initial["counts"], {"added": fetched, "updated": 0, "unchanged": 0})
         results.initial_auto.results.append(initial)
-        before = table_state(self.uri, wait_for_job_updates=start["job_updates"] + initial["counts"]["pages"] + 1)
+        table_state(self.uri, wait_for_job_updates=start["job_updates"] + initial["counts"]["pages"] + 1)
+        self.settle(SYNC_TABLE)
+        before = table_state(self.uri)
         resync = self.timed_child("sync", params | {"run_id": f"{run_id}_resync"}, api)
         _check_counts("auto-mapped re-sync", resync["counts"], {"added": 0, "updated": 0, "unchanged": fetched})
         after = table_state(self.uri, wait_for_job_updates=before["job_updates"] + resync["counts"]["pages"] + 1)
@@ -266,8 +289,10 @@ class Bench:
                 self.log(f"latency {latency * 1000:.0f} ms, {records:,} records, repetition {repetition}/{self.repeat}")
                 run_id = f"latency_{repetition}"
                 sequential = base | {"concurrency": 1, "run_id": f"{run_id}_sequential"}
+                self.settle()
                 results.sequential.results.append(self.child("latency_sync", sequential))
                 parallel = base | {"concurrency": concurrency, "run_id": f"{run_id}_parallel"}
+                self.settle()
                 results.parallel.results.append(self.child("latency_sync", parallel))
         return results
 
@@ -281,15 +306,17 @@ class Bench:
             api.warm_up()
             base = {"api_url": api.url, "uri": self.uri, "records": records}
             with psycopg.connect(self.uri, autocommit=True) as conn:
-                conn.execute("DROP TABLE IF EXISTS bench.contacts_incremental")
+                conn.execute(f"DROP TABLE IF EXISTS {INCREMENTAL_TABLE}")
             self.child("incremental_sync", base | {"full_refresh": True, "run_id": "incremental_first"})
             for repetition in range(1, self.repeat + 1):
                 self.log(f"incremental re-sync of {records:,} records, repetition {repetition}/{self.repeat}")
                 api.mutate(changed)
+                self.settle(INCREMENTAL_TABLE)
                 run = self.child("incremental_sync", base | {"full_refresh": False, "run_id": f"inc_{repetition}"})
                 _check_counts("incremental re-sync", run["counts"], {"updated": changed, "added": 0, "deleted": 0})
                 results.incremental.results.append(run)
                 api.mutate(changed)
+                self.settle(INCREMENTAL_TABLE)
                 run = self.child("incremental_sync", base | {"full_refresh": True, "run_id": f"full_{repetition}"})
                 _check_counts("full re-sync", run["counts"], {"fetched": records, "updated": changed, "added": 0})
                 results.full.results.append(run)
