@@ -1112,9 +1112,13 @@ def _contacts_sync(api: FixtureServer) -> SyncDefinition:
     )
 
 
-def _count_netrc_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Where the hook reads ``~/.netrc`` (once per host) is counted; ``requests`` reading it itself, as it would for
-    every request, fails the test."""
+def _netrc(monkeypatch: pytest.MonkeyPatch, folder: Any, machine: str) -> list[str]:
+    """A ``~/.netrc`` (``NETRC``) with one entry, for ``machine``; the list of the hook's reads of it (once per
+    host), while ``requests`` reading it itself, as it would for every request, fails the test."""
+    netrc = folder / "netrc"
+    netrc.write_text(f"machine {machine} login netrc-user password netrc-pass\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
     read: list[str] = []
     netrc_auth = requests.utils.get_netrc_auth
 
@@ -1135,11 +1139,7 @@ def test_a_netrc_entry_of_the_host_signs_every_page_and_is_read_once(
 ) -> None:
     """``requests`` sends a host's ``~/.netrc`` login when the connection has none; the hook reads the file once
     per host and run, not once per page."""
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass\n")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
-    read = _count_netrc_reads(monkeypatch)
+    read = _netrc(monkeypatch, tmp_path, "127.0.0.1")
 
     records = [record for page in run(hook, _contacts_sync(api)) for record in page.records]
 
@@ -1152,11 +1152,7 @@ def test_a_netrc_entry_of_the_host_signs_every_page_and_is_read_once(
 def test_without_a_netrc_entry_no_authorization_is_sent(
     api: FixtureServer, hook: NangoHook, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine api.example.com login someone password else\n")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
-    read = _count_netrc_reads(monkeypatch)
+    read = _netrc(monkeypatch, tmp_path, "api.example.com")
 
     assert len(run(hook, _contacts_sync(api))) == 3
     assert [request.headers.get("Authorization") for request in api.requests] == [None] * 3
@@ -1166,11 +1162,7 @@ def test_without_a_netrc_entry_no_authorization_is_sent(
 def test_a_connection_that_does_not_trust_the_environment_sends_no_netrc_login(
     api: FixtureServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    netrc = tmp_path / "netrc"
-    netrc.write_text("machine 127.0.0.1 login netrc-user password netrc-pass\n")
-    netrc.chmod(0o600)
-    monkeypatch.setenv("NETRC", str(netrc))
-    read = _count_netrc_reads(monkeypatch)
+    read = _netrc(monkeypatch, tmp_path, "127.0.0.1")
     conn = {"conn_type": "nango", "host": api.url, "extra": {"trust_env": False}}
     monkeypatch.setenv("AIRFLOW_CONN_NO_ENV", json.dumps(conn))
     api.route("GET", "/contacts", cursor_handler(CONTACTS, build=hubspot))
