@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 from benchmarks import parsing, report, scale
 from benchmarks.cpu import postmaster_pid, process_cpu, process_tree_cpu
@@ -165,9 +166,8 @@ class Bench:
         autovacuum does to a table soon after a sync wrote it, done now so that it cannot start in the middle of
         the next timed run), a ``CHECKPOINT``, then a wait of at most a minute for autovacuum workers to end."""
         with psycopg.connect(self.uri, autocommit=True) as conn:
-            exists = table is not None and conn.execute("SELECT to_regclass(%s)", [table]).fetchone() != (None,)
-            if table is not None and exists:
-                conn.execute(f"VACUUM (ANALYZE) {table}")
+            if table is not None and conn.execute("SELECT to_regclass(%s)", [table]).fetchone() != (None,):
+                conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(sql.Identifier(*table.split("."))))
             conn.execute("CHECKPOINT")
             deadline = time.monotonic() + 60
             while time.monotonic() < deadline and conn.execute(_AUTOVACUUM_WORKERS).fetchone() != (0,):
